@@ -1,0 +1,131 @@
+# migd — one non-recursive Makefile for the daemon, tools, tests and docs.
+# `make V=1` shows commands; `make WERROR=1` turns warnings into errors (CI).
+# Sources are found by folder: a new .c in a module folder is built into
+# libmigd.a without touching this file; each tests/unit/test_*.c is a cmocka
+# program linked against libmigd.a.
+
+BUILD ?= build
+V ?= 0
+WERROR ?= 0
+SAN ?= 0
+CC ?= cc
+PYTHON ?= python3
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+OPT ?= -O2
+CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter \
+	  -Wno-missing-field-initializers -fno-strict-aliasing
+ifeq ($(WERROR),1)
+CFLAGS += -Werror
+endif
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+CPPFLAGS := -I. -D_GNU_SOURCE -MMD -MP
+LIBS := -ljansson -lpthread -lm
+
+LIB_DIRS := util control guest multifd socket file rdma
+LIB_SRCS := $(filter-out control/main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIBMIGD := $(BUILD)/libmigd.a
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+
+PROGS := $(BUILD)/migd $(BUILD)/migctl
+
+.PHONY: all check check-unit check-system check-long asan fuzz format \
+	format-check demo deps clean help
+.DEFAULT_GOAL := all
+
+all: $(PROGS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIBMIGD): $(LIB_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/migd: $(BUILD)/control/main.o $(LIBMIGD)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/migctl: $(BUILD)/contrib/migctl.o $(LIBMIGD)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBMIGD)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+# --- dependencies -----------------------------------------------------------
+# Installs the Debian packages the build and tests need, only when missing.
+deps:
+	$(Q)bash contrib/install-deps.sh
+
+# --- tests ------------------------------------------------------------------
+check: deps
+	$(Q)$(MAKE) --no-print-directory WERROR=$(WERROR) all $(UNIT_BINS)
+	$(Q)$(MAKE) --no-print-directory check-unit check-system
+
+check-unit: $(UNIT_BINS)
+	$(Q)set -e; for t in $(UNIT_BINS); do \
+		echo "  UNIT    $$t"; $$t >$$t.log 2>&1 || { cat $$t.log; exit 1; }; \
+	done
+
+check-system: $(PROGS)
+	$(Q)MIGD_BUILD=$(abspath $(BUILD)) $(PYTHON) -m unittest discover \
+		-s tests/system -p 'test_*.py' -t . $(if $(filter 1,$(V)),-v)
+
+# Sanitizer build of everything, then the unit and system tests against it.
+asan: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=1 OPT=-O1 \
+		WERROR=$(WERROR) check-unit check-system
+
+# libFuzzer targets (clang). FUZZ_TIME seconds per target.
+FUZZ_TIME ?= 60
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p build-fuzz
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang -std=gnu11 -g -O1 -I. -D_GNU_SOURCE -DMIGD_FUZZ \
+		-fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) $(LIBS)
+fuzz: deps $(FUZZ_BINS)
+	$(Q)set -e; for f in $(FUZZ_BINS); do \
+		mkdir -p build-fuzz/corpus-$$(basename $$f); \
+		$$f -max_total_time=$(FUZZ_TIME) -max_len=65536 \
+			build-fuzz/corpus-$$(basename $$f) tests/fuzz/seeds-$$(basename $$f); \
+	done
+
+# --- the rest -----------------------------------------------------------------
+demo: deps all
+	$(Q)bash contrib/demo.sh $(BUILD)
+
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h')
+format:
+	$(Q)clang-format -i $(FORMAT_SRCS)
+format-check:
+	$(Q)clang-format --dry-run --Werror $(FORMAT_SRCS)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+help:
+	@echo "make [all]     build build/migd and build/migctl"
+	@echo "make check     install deps if missing, build, run unit + system tests"
+	@echo "make demo      install deps if missing, build, run the demo"
+	@echo "make asan      unit + system tests under ASan/UBSan (build-asan/)"
+	@echo "make fuzz      libFuzzer targets for FUZZ_TIME seconds each"
+	@echo "make format    clang-format every source file"
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/control/main.d $(BUILD)/contrib/migctl.d

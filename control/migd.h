@@ -1,0 +1,42 @@
+/* migd.h — the daemon's context: one struct migd built in main() and passed
+ * to every command handler. No mutable globals anywhere else.
+ * Fields are owned by the control thread unless their own header says
+ * otherwise. */
+#ifndef MIGD_CONTROL_MIGD_H
+#define MIGD_CONTROL_MIGD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct ev_loop;
+struct qmp_server;
+struct guest;
+struct mig_config;
+struct fdsets;
+
+#define MIGD_VERSION "0.1.0"
+/* The QAPI level migd implements, reported as version.qemu. */
+#define MIGD_QEMU_MAJOR 9
+#define MIGD_QEMU_MINOR 0
+#define MIGD_QEMU_MICRO 0
+
+struct migd {
+	struct ev_loop *loop;
+	struct qmp_server *qmp;
+	struct guest *guest;       /* RAM blocks, vCPUs, runstate */
+	struct mig_config *config; /* migration capabilities + parameters */
+	struct fdsets *fdsets;     /* add-fd / remove-fd / query-fdsets */
+	char *name;                /* -name, or NULL */
+	uint8_t uuid[16];          /* -uuid, all zero when not given */
+	bool has_uuid;
+	char *incoming;            /* -incoming URI or "defer", or NULL */
+	int mig_status;            /* enum mig_status (migcfg.h); NONE until a
+				    * migration starts */
+	bool quit_requested;       /* 'quit' or a signal: leave the loop */
+	int exit_status;
+};
+
+/* Asks the control loop to finish (after pending replies are flushed). */
+void migd_request_quit(struct migd *md);
+
+#endif
