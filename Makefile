@@ -28,7 +28,7 @@ CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
 CPPFLAGS := -I. -D_GNU_SOURCE -MMD -MP
-LIBS := -ljansson -lpthread -lm
+LIBS := -ljansson -lxxhash -lcrypto -lpthread -lm
 
 LIB_DIRS := util control guest multifd socket file rdma
 LIB_SRCS := $(filter-out control/main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
@@ -38,11 +38,13 @@ LIBMIGD := $(BUILD)/libmigd.a
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-PROGS := $(BUILD)/migd $(BUILD)/migctl
+PROGS := $(BUILD)/migd $(BUILD)/migctl $(BUILD)/ramdigest
 
 .PHONY: all check check-unit check-system check-long asan fuzz format \
 	format-check demo deps clean help
 .DEFAULT_GOAL := all
+# Keep intermediate objects (unit-test .o files) so rebuilds are incremental.
+.SECONDARY:
 
 all: $(PROGS)
 
@@ -59,13 +61,24 @@ $(BUILD)/migd: $(BUILD)/control/main.o $(LIBMIGD)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/migctl: $(BUILD)/contrib/migctl.o $(LIBMIGD)
+# migctl's pieces; the unit test test_migctl_args links them too.
+MIGCTL_OBJS := $(addprefix $(BUILD)/contrib/,qmp_client.o migctl_args.o \
+	migctl_progress.o migctl_watch.o)
+$(BUILD)/migctl: $(BUILD)/contrib/migctl.o $(MIGCTL_OBJS) $(LIBMIGD)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/tests/unit/test_migctl_args: $(MIGCTL_OBJS)
+
+# ramdigest FILE...: x-query-ram-digest's digests of files (guest/digest.h).
+$(BUILD)/ramdigest: $(BUILD)/contrib/ramdigest.o $(LIBMIGD)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# Objects first, then the archive (extra objects may be added per test).
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBMIGD)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter-out %.a,$^) $(filter %.a,$^) \
+		$(LIBS) -lcmocka
 
 # --- dependencies -----------------------------------------------------------
 # Installs the Debian packages the build and tests need, only when missing.
@@ -128,4 +141,6 @@ help:
 	@echo "make fuzz      libFuzzer targets for FUZZ_TIME seconds each"
 	@echo "make format    clang-format every source file"
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/control/main.d $(BUILD)/contrib/migctl.d
+-include $(BUILD)/contrib/ramdigest.d
+-include $(LIB_OBJS:.o=.d) $(BUILD)/control/main.d $(BUILD)/contrib/migctl.d \
+	$(MIGCTL_OBJS:.o=.d)

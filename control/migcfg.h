@@ -134,15 +134,17 @@ extern const char *const mig_zero_page_detection_names[];
 /* Compatibility properties of QEMU's migration object that are neither
  * capabilities nor parameters (set only with -global migration.NAME). */
 enum mig_knob {
-	MIG_KNOB_STORE_GLOBAL_STATE,         /* default on */
-	MIG_KNOB_SEND_CONFIGURATION,         /* default on */
-	MIG_KNOB_SEND_SECTION_FOOTER,        /* default on */
-	MIG_KNOB_DECOMPRESS_ERROR_CHECK,     /* default on */
+	MIG_KNOB_STORE_GLOBAL_STATE,		   /* default on */
+	MIG_KNOB_SEND_CONFIGURATION,		   /* default on */
+	MIG_KNOB_SEND_SECTION_FOOTER,		   /* default on */
+	MIG_KNOB_DECOMPRESS_ERROR_CHECK,	   /* default on */
 	MIG_KNOB_MULTIFD_FLUSH_AFTER_EACH_SECTION, /* default off */
-	MIG_KNOB_PREEMPT_PRE_7_2,            /* x-preempt-pre-7-2, off */
-	MIG_KNOB_SEND_SWITCHOVER_START,      /* QEMU 10.0, default on */
-	MIG_KNOB_MULTIFD_CLEAN_TLS_TERMINATION, /* QEMU 10.0, default on */
-	MIG_KNOB_CLEAR_BITMAP_SHIFT,         /* x-clear-bitmap-shift, 18 */
+	MIG_KNOB_PREEMPT_PRE_7_2,		   /* x-preempt-pre-7-2, off */
+	MIG_KNOB_SEND_SWITCHOVER_START,		   /* QEMU 10.0, default on */
+	MIG_KNOB_MULTIFD_CLEAN_TLS_TERMINATION,	   /* QEMU 10.0, default on */
+	MIG_KNOB_CLEAR_BITMAP_SHIFT, /* x-clear-bitmap-shift, 18 */
+	/* migd only: x-incoming-idle-timeout, seconds (0: never), 60. */
+	MIG_KNOB_X_INCOMING_IDLE_TIMEOUT,
 	MIG_KNOB__MAX,
 };
 
@@ -218,6 +220,8 @@ const json_t *mig_config_block_bitmap_mapping(const struct mig_config *cfg);
 bool mig_config_knob(const struct mig_config *cfg, enum mig_knob knob);
 /* x-clear-bitmap-shift clamped to QEMU's 6..31 as QEMU's RAM code does. */
 unsigned mig_config_clear_bitmap_shift(const struct mig_config *cfg);
+/* x-incoming-idle-timeout in seconds (0: no limit). */
+unsigned mig_config_incoming_idle_timeout(const struct mig_config *cfg);
 
 /* Named getters for what the data plane reads most. */
 bool mig_config_tls_enabled(const struct mig_config *cfg); /* creds != "" */

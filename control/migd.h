@@ -13,6 +13,8 @@ struct qmp_server;
 struct guest;
 struct mig_config;
 struct fdsets;
+struct migration;
+struct incoming;
 
 #define MIGD_VERSION "0.1.0"
 /* The QAPI level migd implements, reported as version.qemu. */
@@ -32,6 +34,11 @@ struct migd {
 	char *incoming;            /* -incoming URI or "defer", or NULL */
 	int mig_status;            /* enum mig_status (migcfg.h); NONE until a
 				    * migration starts */
+	struct migration *migration; /* the current or last outgoing
+				      * migration (control/migration.h) */
+	struct incoming *incoming_state; /* the incoming migration, NULL
+					  * until migrate-incoming/-incoming
+					  * (control/incoming.h) */
 	bool quit_requested;       /* 'quit' or a signal: leave the loop */
 	int exit_status;
 };

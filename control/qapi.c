@@ -298,8 +298,10 @@ bool qapi_read_str_or_null(struct qapi_in *in, const char *name,
 		*out = NULL;
 		return true;
 	}
-	if (!json_is_string(v))
-		return type_error(in, name, "StrOrNull", errp);
+	if (!json_is_string(v)) { /* QEMU's alternates print the bare name */
+		mig_error_setg(errp, MSG_TYPE, name ? name : "null", "StrOrNull");
+		return false;
+	}
 	*out = json_string_value(v);
 	return true;
 }

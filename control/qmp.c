@@ -366,6 +366,7 @@ static void on_json(void *opaque, json_t *value, struct mig_error *err)
 	if (err) {
 		send_json(mon, error_json(err));
 		mig_error_free(err);
+		close_pending_fds(mon); /* they came with the bad request */
 		return;
 	}
 	handle_request(mon, value);
@@ -385,10 +386,18 @@ static void keep_fds(struct qmp_monitor *mon, struct msghdr *msg)
 		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		fds = (int *)CMSG_DATA(c);
 		for (size_t i = 0; i < n; i++) {
-			if (mon->npending < QMP_MAX_PENDING_FDS)
-				mon->pending_fds[mon->npending++] = fds[i];
-			else
+			int fl;
+
+			if (mon->npending >= QMP_MAX_PENDING_FDS) {
 				close(fds[i]);
+				continue;
+			}
+			/* O_NONBLOCK travels with the open file description;
+			 * hand commands a blocking fd, as QEMU does. */
+			fl = fcntl(fds[i], F_GETFL);
+			if (fl >= 0 && (fl & O_NONBLOCK))
+				fcntl(fds[i], F_SETFL, fl & ~O_NONBLOCK);
+			mon->pending_fds[mon->npending++] = fds[i];
 		}
 	}
 }
@@ -620,7 +629,7 @@ static int listen_unix(const char *path, struct mig_error **errp)
 	/* A stale socket from an earlier run is replaced, as QEMU does. */
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(path);
-	old = umask(0077); /* the socket is the operator's: 0600 */
+	old = umask(0177); /* the socket is the operator's: 0600 */
 	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
 	if (ret < 0 || listen(fd, 64) < 0)
@@ -866,11 +875,7 @@ static json_t *cmd_qmp_capabilities(struct migd *md, struct qmp_monitor *mon,
 	struct qapi_in in, list;
 	bool oob = false, ok = true;
 
-	if (mon->negotiated) {
-		mig_error_set(errp, MIG_ERR_COMMAND_NOT_FOUND,
-			      "Capabilities negotiation is already complete, command ignored");
-		return NULL;
-	}
+	/* Arguments are checked first, as QEMU's generated marshaller does. */
 	qapi_in_init(&in, args);
 	if (qapi_has(&in, "enable")) {
 		ok = qapi_start_list(&in, "enable", &list, errp);
@@ -887,6 +892,11 @@ static json_t *cmd_qmp_capabilities(struct migd *md, struct qmp_monitor *mon,
 	qapi_in_fini(&in);
 	if (!ok)
 		return NULL;
+	if (mon->negotiated) {
+		mig_error_set(errp, MIG_ERR_COMMAND_NOT_FOUND,
+			      "Capabilities negotiation is already complete, command ignored");
+		return NULL;
+	}
 	mon->oob = oob;
 	mon->negotiated = true;
 	return json_object();

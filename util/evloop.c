@@ -256,6 +256,11 @@ static void run_posts(struct ev_loop *loop)
 	}
 }
 
+void ev_loop_run_posted(struct ev_loop *loop)
+{
+	run_posts(loop);
+}
+
 static void run_timers(struct ev_loop *loop)
 {
 	uint64_t now = ev_now_ms();

@@ -32,6 +32,10 @@ void ev_loop_cancel_timer(struct ev_loop *loop, int64_t id);
 /* Queues fn(opaque) to run on the loop's thread. Any thread. 0 or -errno. */
 int ev_loop_post(struct ev_loop *loop, ev_call_fn fn, void *opaque);
 
+/* Runs the calls posted so far (at shutdown, so none is lost). Loop
+ * thread. */
+void ev_loop_run_posted(struct ev_loop *loop);
+
 /* Runs until ev_loop_stop(). Returns 0 or -errno on epoll failure. */
 int ev_loop_run(struct ev_loop *loop);
 void ev_loop_stop(struct ev_loop *loop);

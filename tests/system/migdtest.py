@@ -35,15 +35,33 @@ class QMP:
     """One QMP connection. Messages are JSON objects separated by CRLF."""
 
     def __init__(self, address, timeout=10.0):
-        if isinstance(address, tuple):
-            self.sock = socket.create_connection(address, timeout=timeout)
-        else:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.settimeout(timeout)
-            self.sock.connect(address)
+        # A unix socket file exists from bind() on, but connects are refused
+        # until listen() (QEMU has the same window): retry briefly.
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                self.sock = self._connect(address, timeout)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         self.buf = b""
         self.events = []
         self.greeting = self.recv()
+
+    @staticmethod
+    def _connect(address, timeout):
+        if isinstance(address, tuple):
+            return socket.create_connection(address, timeout=timeout)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     def close(self):
         try:
@@ -149,7 +167,7 @@ class Migd:
 
     def start(self):
         self.stderr = open(self.log_path + ".stderr", "w+")
-        self.proc = subprocess.Popen(self.command_line(), stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(self.command_line(), stdout=subprocess.DEVNULL,
                                      stderr=self.stderr, stdin=subprocess.DEVNULL)
         wait_for(lambda: os.path.exists(self.sock_path) or self.proc.poll() is not None,
                  what="QMP socket")

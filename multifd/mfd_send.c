@@ -1,0 +1,386 @@
+/* mfd_send.c — multifd send threads (see mfd_send.h). One mutex guards the
+ * hand-over state of all channels; each channel has its own condition
+ * variable, the migration thread waits on 'idle'. Lock order: s->lock only
+ * (no other lock is taken while holding it; I/O happens outside it). */
+#include "multifd/mfd_send.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "guest/ram.h"
+#include "multifd/migstats.h"
+#include "socket/channel.h"
+
+struct mfd_chan {
+	struct mfd_send *s;
+	unsigned id;
+	struct channel *ch;
+	pthread_t thread;
+	bool started;
+	_Atomic int tid;
+	pthread_cond_t cond;     /* work for this channel */
+	struct mfd_batch *job;   /* owned by the thread while has_job */
+	bool has_job, want_sync;
+	uint8_t hdr[MFD_PACKET_SIZE];
+	struct iovec iov[MFD_PAGE_COUNT + 1];
+};
+
+struct mfd_send {
+	struct mfd_send_opts o;
+	struct mig_counters *ctr;
+	pthread_mutex_t lock;
+	pthread_cond_t idle;     /* a channel finished a job or a sync */
+	unsigned next;           /* round-robin start */
+	unsigned syncs_pending;
+	bool quit;
+	int err;                 /* first failure (-errno), under lock */
+	struct mig_error *error;
+	_Atomic uint64_t packet_num;
+	struct mfd_chan *chans;
+};
+
+bool mfd_page_is_zero(const void *p)
+{
+	const uint64_t *w = p;
+
+	for (size_t i = 0; i < MFD_PAGE_SIZE / 8; i += 8) {
+		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] |
+		    w[i + 5] | w[i + 6] | w[i + 7])
+			return false;
+	}
+	return true;
+}
+
+static void fail(struct mfd_send *s, struct mfd_chan *c, int err,
+		 const char *what)
+{
+	pthread_mutex_lock(&s->lock);
+	if (!s->err) {
+		s->err = err;
+		mig_error_setg(&s->error, "multifd send channel %u: %s: %s",
+			       c->id, what, strerror(-err));
+	}
+	pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Moves zero pages to the tail, keeping normal pages in order. Returns the
+ * number of normal pages. */
+static uint32_t split_zero_pages(struct mfd_batch *b)
+{
+	uint64_t zeros[MFD_PAGE_COUNT];
+	uint32_t nnormal = 0, nzero = 0;
+
+	for (uint32_t i = 0; i < b->npages; i++) {
+		uint64_t off = b->offset[i];
+
+		if (mfd_page_is_zero(b->block->host + off))
+			zeros[nzero++] = off;
+		else
+			b->offset[nnormal++] = off;
+	}
+	memcpy(b->offset + nnormal, zeros, nzero * sizeof(zeros[0]));
+	return nnormal;
+}
+
+/* iovecs over the normal pages, merging pages adjacent in host memory. */
+static int build_page_iov(struct mfd_chan *c, struct mfd_batch *b,
+			  uint32_t nnormal)
+{
+	int n = 1;
+
+	for (uint32_t i = 0; i < nnormal; i++) {
+		uint8_t *p = b->block->host + b->offset[i];
+		struct iovec *last = &c->iov[n - 1];
+
+		if (n > 1 && (uint8_t *)last->iov_base + last->iov_len == p) {
+			last->iov_len += MFD_PAGE_SIZE;
+			continue;
+		}
+		c->iov[n].iov_base = p;
+		c->iov[n].iov_len = MFD_PAGE_SIZE;
+		n++;
+	}
+	return n;
+}
+
+static int send_batch(struct mfd_chan *c, struct mfd_batch *b)
+{
+	struct mfd_send *s = c->s;
+	struct mfd_packet pkt = { 0 };
+	uint32_t nnormal = b->npages;
+	int niov, ret;
+
+	if (s->o.zero_detect)
+		nnormal = split_zero_pages(b);
+	pkt.pages_alloc = MFD_PAGE_COUNT;
+	pkt.normal_pages = nnormal;
+	pkt.zero_pages = b->npages - nnormal;
+	pkt.next_packet_size = nnormal * MFD_PAGE_SIZE;
+	pkt.packet_num = atomic_fetch_add(&s->packet_num, 1);
+	snprintf(pkt.ramblock, sizeof(pkt.ramblock), "%s", b->block->name);
+	memcpy(pkt.offset, b->offset, b->npages * sizeof(b->offset[0]));
+	mfd_packet_encode(&pkt, c->hdr);
+	c->iov[0].iov_base = c->hdr;
+	c->iov[0].iov_len = MFD_PACKET_SIZE;
+	niov = build_page_iov(c, b, nnormal);
+	ret = chan_writev_all(c->ch, c->iov, niov);
+	if (ret)
+		return ret;
+	mig_count(&s->ctr->multifd_bytes,
+		  MFD_PACKET_SIZE + (uint64_t)nnormal * MFD_PAGE_SIZE);
+	mig_count(&s->ctr->normal_pages, nnormal);
+	mig_count(&s->ctr->zero_pages, b->npages - nnormal);
+	return 0;
+}
+
+static int send_sync_packet(struct mfd_chan *c)
+{
+	struct mfd_packet pkt = { .flags = MFD_FLAG_SYNC };
+	int ret;
+
+	pkt.packet_num = atomic_fetch_add(&c->s->packet_num, 1);
+	mfd_packet_encode(&pkt, c->hdr);
+	ret = chan_write_all(c->ch, c->hdr, MFD_PACKET_SIZE);
+	if (!ret)
+		mig_count(&c->s->ctr->multifd_bytes, MFD_PACKET_SIZE);
+	return ret;
+}
+
+static int send_init(struct mfd_chan *c)
+{
+	struct mfd_init init = { .id = (uint8_t)c->id };
+	uint8_t buf[MFD_INIT_SIZE];
+	int ret;
+
+	memcpy(init.uuid, c->s->o.uuid, sizeof(init.uuid));
+	mfd_init_encode(&init, buf);
+	ret = chan_write_all(c->ch, buf, sizeof(buf));
+	if (!ret)
+		mig_count(&c->s->ctr->multifd_bytes, sizeof(buf));
+	return ret;
+}
+
+/* Waits for work; returns false when told to quit. Called with lock. */
+static bool wait_work(struct mfd_chan *c)
+{
+	struct mfd_send *s = c->s;
+
+	while (!s->quit && !s->err && !c->has_job && !c->want_sync)
+		pthread_cond_wait(&c->cond, &s->lock);
+	return !s->quit && !s->err;
+}
+
+static void *send_thread(void *opaque)
+{
+	struct mfd_chan *c = opaque;
+	struct mfd_send *s = c->s;
+	char name[16];
+	int ret;
+
+	snprintf(name, sizeof(name), "mig/src/send_%u", c->id);
+	pthread_setname_np(pthread_self(), name);
+	c->tid = (int)syscall(SYS_gettid);
+	ret = send_init(c);
+	if (ret) {
+		fail(s, c, ret, "sending the handshake");
+		return NULL;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (wait_work(c)) {
+		bool job = c->has_job;
+
+		pthread_mutex_unlock(&s->lock);
+		ret = job ? send_batch(c, c->job) : send_sync_packet(c);
+		if (ret) {
+			fail(s, c, ret, job ? "sending pages" : "sending SYNC");
+			return NULL;
+		}
+		pthread_mutex_lock(&s->lock);
+		if (job) {
+			c->has_job = false;
+		} else {
+			c->want_sync = false;
+			s->syncs_pending--;
+		}
+		pthread_cond_broadcast(&s->idle);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static int chan_init(struct mfd_send *s, unsigned i, struct channel *ch)
+{
+	struct mfd_chan *c = &s->chans[i];
+
+	c->s = s;
+	c->id = i;
+	c->ch = ch;
+	pthread_cond_init(&c->cond, NULL);
+	c->job = calloc(1, sizeof(*c->job));
+	return c->job ? 0 : -ENOMEM;
+}
+
+struct mfd_send *mfd_send_start(struct channel **chans,
+				const struct mfd_send_opts *o,
+				struct mig_counters *ctr,
+				struct mig_error **errp)
+{
+	struct mfd_send *s = calloc(1, sizeof(*s));
+
+	if (!s || !(s->chans = calloc(o->nchannels, sizeof(*s->chans))))
+		goto err_oom;
+	s->o = *o;
+	s->ctr = ctr;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->idle, NULL);
+	for (unsigned i = 0; i < o->nchannels; i++) {
+		if (chan_init(s, i, chans[i]))
+			goto err_oom_free;
+		chans[i] = NULL;
+	}
+	for (unsigned i = 0; i < o->nchannels; i++) {
+		if (pthread_create(&s->chans[i].thread, NULL, send_thread,
+				   &s->chans[i])) {
+			mig_error_setg(errp, "cannot start multifd send thread");
+			mfd_send_free(s);
+			return NULL;
+		}
+		s->chans[i].started = true;
+	}
+	return s;
+
+err_oom_free:
+	mfd_send_free(s);
+	s = NULL;
+err_oom:
+	free(s);
+	mig_error_setg(errp, "out of memory starting multifd");
+	return NULL;
+}
+
+/* Called with lock: an idle channel, or NULL. */
+static struct mfd_chan *find_idle(struct mfd_send *s)
+{
+	for (unsigned k = 0; k < s->o.nchannels; k++) {
+		struct mfd_chan *c = &s->chans[(s->next + k) % s->o.nchannels];
+
+		if (!c->has_job && !c->want_sync) {
+			s->next = (c->id + 1) % s->o.nchannels;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+int mfd_send_queue(struct mfd_send *s, struct mfd_batch **batch)
+{
+	struct mfd_batch *tmp;
+	struct mfd_chan *c;
+	int ret = 0;
+
+	if (!(*batch)->npages)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	while (!s->err && !s->quit && !(c = find_idle(s)))
+		pthread_cond_wait(&s->idle, &s->lock);
+	if (s->err || s->quit) {
+		ret = s->err ? s->err : -ECANCELED;
+	} else {
+		tmp = c->job;
+		c->job = *batch;
+		*batch = tmp;
+		(*batch)->npages = 0;
+		c->has_job = true;
+		pthread_cond_signal(&c->cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int mfd_send_sync(struct mfd_send *s)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < s->o.nchannels; i++) {
+		s->chans[i].want_sync = true;
+		pthread_cond_signal(&s->chans[i].cond);
+	}
+	s->syncs_pending = s->o.nchannels;
+	while (!s->err && !s->quit && s->syncs_pending)
+		pthread_cond_wait(&s->idle, &s->lock);
+	if (s->err || s->quit)
+		ret = s->err ? s->err : -ECANCELED;
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+void mfd_send_kick(struct mfd_send *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->quit = true;
+	for (unsigned i = 0; i < s->o.nchannels; i++) {
+		if (s->chans[i].ch)
+			chan_shutdown(s->chans[i].ch);
+		pthread_cond_signal(&s->chans[i].cond);
+	}
+	pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int mfd_send_error(struct mfd_send *s, struct mig_error **errp)
+{
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = s->err;
+	if (s->error && errp && !*errp)
+		mig_error_setg(errp, "%s", s->error->desc);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+void mfd_send_free(struct mfd_send *s)
+{
+	if (!s)
+		return;
+	if (s->chans) {
+		pthread_mutex_lock(&s->lock);
+		s->quit = true;
+		for (unsigned i = 0; i < s->o.nchannels; i++)
+			pthread_cond_signal(&s->chans[i].cond);
+		pthread_mutex_unlock(&s->lock);
+		for (unsigned i = 0; i < s->o.nchannels; i++) {
+			struct mfd_chan *c = &s->chans[i];
+
+			if (c->started)
+				pthread_join(c->thread, NULL);
+			chan_close(c->ch);
+			free(c->job);
+			if (c->s)
+				pthread_cond_destroy(&c->cond);
+		}
+	}
+	mig_error_free(s->error);
+	free(s->chans);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->idle);
+	free(s);
+}
+
+unsigned mfd_send_nthreads(const struct mfd_send *s)
+{
+	return s->o.nchannels;
+}
+
+int mfd_send_thread_tid(const struct mfd_send *s, unsigned i)
+{
+	return i < s->o.nchannels ? s->chans[i].tid : -1;
+}

@@ -1,0 +1,60 @@
+/* mfd_send.h — the source half of multifd: N send threads, each owning one
+ * connected channel. The migration thread hands over batches of up to 128
+ * page offsets of one RAM block by swapping pointers (no copy) and asks for
+ * SYNC points; each send thread detects zero pages (if asked), writes the
+ * 1344-byte packet header and the pages straight from guest RAM.
+ * mfd_send_queue/sync/free: the migration thread. mfd_send_kick: any
+ * thread (cancel). */
+#ifndef MIGD_MULTIFD_MFD_SEND_H
+#define MIGD_MULTIFD_MFD_SEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "multifd/packet.h"
+#include "util/error.h"
+
+struct channel;
+struct ram_block;
+struct mig_counters;
+struct mfd_send;
+
+struct mfd_batch {
+	struct ram_block *block;
+	uint32_t npages;
+	uint64_t offset[MFD_PAGE_COUNT];
+};
+
+struct mfd_send_opts {
+	unsigned nchannels;
+	bool zero_detect; /* zero-page-detection=multifd */
+	uint8_t uuid[16];
+};
+
+/* Takes ownership of chans[0..n) (connected) and starts one thread per
+ * channel; each first writes its init packet. NULL with *errp. */
+struct mfd_send *mfd_send_start(struct channel **chans,
+				const struct mfd_send_opts *o,
+				struct mig_counters *ctr,
+				struct mig_error **errp);
+/* Hands *batch to an idle channel, giving back an empty batch in its place;
+ * blocks while every channel is busy. A batch with no pages is a no-op.
+ * 0, or -errno once a channel failed or the set was kicked. */
+int mfd_send_queue(struct mfd_send *s, struct mfd_batch **batch);
+/* Writes a SYNC packet on every channel after the work queued before it,
+ * and waits until all are written (and zero-copy sends completed). */
+int mfd_send_sync(struct mfd_send *s);
+/* Shuts every channel down so blocked threads return. Any thread. */
+void mfd_send_kick(struct mfd_send *s);
+/* The first error of any send thread (copied), if there was one. */
+int mfd_send_error(struct mfd_send *s, struct mig_error **errp);
+/* Stops the threads, joins them, closes the channels. */
+void mfd_send_free(struct mfd_send *s);
+/* Thread ids (for query-migrationthreads): names "mig/src/send_%d". */
+unsigned mfd_send_nthreads(const struct mfd_send *s);
+int mfd_send_thread_tid(const struct mfd_send *s, unsigned i);
+
+/* True when the 4 KiB page at p is all zero (vectorisable, early exit). */
+bool mfd_page_is_zero(const void *p);
+
+#endif

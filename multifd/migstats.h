@@ -1,0 +1,38 @@
+/* migstats.h — byte and page counters of one migration, written by the
+ * migration and multifd threads and read by the control thread for
+ * query-migrate. Relaxed atomics: each counter is exact, a set of them
+ * read together is only approximately consistent (as in QEMU). */
+#ifndef MIGD_MULTIFD_MIGSTATS_H
+#define MIGD_MULTIFD_MIGSTATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct mig_counters {
+	_Atomic uint64_t main_bytes;    /* main stream bytes written */
+	_Atomic uint64_t multifd_bytes; /* multifd packets + payload */
+	_Atomic uint64_t normal_pages;  /* pages sent with their data */
+	_Atomic uint64_t zero_pages;    /* "duplicate": zero pages */
+	_Atomic uint64_t precopy_bytes; /* transferred before switchover */
+	_Atomic uint64_t downtime_bytes; /* transferred with the VM stopped */
+	_Atomic uint64_t dirty_sync_count;
+	_Atomic uint64_t dirty_pages_rate; /* pages/s at the last sync */
+	_Atomic uint64_t remaining_pages;  /* still to send (bitmap count) */
+};
+
+static inline void mig_count(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+
+static inline uint64_t mig_read(_Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static inline uint64_t mig_transferred(struct mig_counters *c)
+{
+	return mig_read(&c->main_bytes) + mig_read(&c->multifd_bytes);
+}
+
+#endif

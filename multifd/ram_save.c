@@ -1,0 +1,345 @@
+/* ram_save.c — the source side of the 'ram' section (see ram_save.h).
+ * The migration bitmap has one bit per 4 KiB page per block; the scan
+ * cursor walks it round after round, each set bit is cleared and its page
+ * sent, and dirty syncs OR the guest's dirty log back in.
+ * Migration thread only. */
+#include "multifd/ram_save.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "guest/dirty.h"
+#include "guest/guest.h"
+#include "multifd/mfd_send.h"
+#include "multifd/migstats.h"
+#include "multifd/qemufile.h"
+#include "multifd/ram_flags.h"
+#include "multifd/vmstate.h"
+
+#define BITS_PER_LONG (8 * sizeof(unsigned long))
+
+struct rs_block {
+	struct ram_block *b;
+	unsigned long *bmap; /* pages still to send */
+	uint64_t npages;
+};
+
+struct ram_save {
+	struct guest *g;
+	struct qfile *f;
+	struct ram_save_opts o;
+	struct mig_counters *ctr;
+	struct rs_block *blocks;
+	size_t nblocks;
+	size_t cur_block;  /* scan cursor */
+	uint64_t cur_page;
+	uint64_t pending;  /* set bits in all bitmaps */
+	const struct ram_block *last_block; /* CONTINUE state, main stream */
+	struct mfd_batch *batch;            /* multifd batch being filled */
+	bool logging;
+};
+
+struct ram_save *ram_save_new(struct guest *g, struct qfile *f,
+			      const struct ram_save_opts *o,
+			      struct mig_counters *ctr)
+{
+	struct ram_save *rs = calloc(1, sizeof(*rs));
+	struct ram_block *b;
+	size_t i = 0;
+
+	if (!rs)
+		return NULL;
+	rs->g = g;
+	rs->f = f;
+	rs->o = *o;
+	rs->ctr = ctr;
+	rs->nblocks = g->nblocks;
+	rs->blocks = calloc(rs->nblocks ? rs->nblocks : 1, sizeof(*rs->blocks));
+	rs->batch = calloc(1, sizeof(*rs->batch));
+	if (!rs->blocks || !rs->batch)
+		goto err;
+	guest_for_each_block(g, b) {
+		struct rs_block *rb = &rs->blocks[i++];
+		uint64_t words;
+
+		rb->b = b;
+		rb->npages = b->used_length >> RAM_TARGET_PAGE_BITS;
+		words = (rb->npages + BITS_PER_LONG - 1) / BITS_PER_LONG;
+		rb->bmap = calloc(words ? words : 1, sizeof(unsigned long));
+		if (!rb->bmap)
+			goto err;
+	}
+	return rs;
+err:
+	ram_save_free(rs);
+	return NULL;
+}
+
+void ram_save_cleanup(struct ram_save *rs)
+{
+	if (rs && rs->logging) {
+		dirty_log_stop(rs->g);
+		rs->logging = false;
+	}
+}
+
+void ram_save_free(struct ram_save *rs)
+{
+	if (!rs)
+		return;
+	ram_save_cleanup(rs);
+	for (size_t i = 0; rs->blocks && i < rs->nblocks; i++)
+		free(rs->blocks[i].bmap);
+	free(rs->blocks);
+	free(rs->batch);
+	free(rs);
+}
+
+static void set_all_pending(struct ram_save *rs)
+{
+	rs->pending = 0;
+	for (size_t i = 0; i < rs->nblocks; i++) {
+		struct rs_block *rb = &rs->blocks[i];
+		uint64_t full = rb->npages / BITS_PER_LONG;
+		uint64_t rest = rb->npages % BITS_PER_LONG;
+
+		memset(rb->bmap, 0xff, full * sizeof(unsigned long));
+		if (rest)
+			rb->bmap[full] = (1ul << rest) - 1;
+		rs->pending += rb->npages;
+	}
+	atomic_store(&rs->ctr->remaining_pages, rs->pending);
+}
+
+uint64_t ram_save_sync(struct ram_save *rs)
+{
+	uint64_t fresh = 0;
+
+	for (size_t i = 0; i < rs->nblocks; i++)
+		fresh += dirty_log_sync_block(rs->blocks[i].b,
+					      rs->blocks[i].bmap);
+	rs->pending += fresh;
+	atomic_store(&rs->ctr->remaining_pages, rs->pending);
+	mig_count(&rs->ctr->dirty_sync_count, 1);
+	return fresh;
+}
+
+uint64_t ram_save_pending_pages(const struct ram_save *rs)
+{
+	return rs->pending;
+}
+
+static void put_eos(struct ram_save *rs)
+{
+	qfile_put_be64(rs->f, RAM_SAVE_FLAG_EOS);
+}
+
+/* Main-stream record header: offset|flags, then the block name unless
+ * CONTINUE applies. */
+static void put_record(struct ram_save *rs, const struct ram_block *b,
+		       uint64_t offset, uint64_t flags)
+{
+	if (b == rs->last_block)
+		flags |= RAM_SAVE_FLAG_CONTINUE;
+	qfile_put_be64(rs->f, offset | flags);
+	if (b != rs->last_block) {
+		qfile_put_str8(rs->f, b->name);
+		rs->last_block = b;
+	}
+}
+
+static int flush_batch(struct ram_save *rs)
+{
+	return rs->o.mfd ? mfd_send_queue(rs->o.mfd, &rs->batch) : 0;
+}
+
+/* A multifd sync point: the partial batch, SYNC on every channel, and in
+ * the per-round mode the MULTIFD_FLUSH record telling the destination to
+ * wait for them. */
+static int multifd_flush_and_sync(struct ram_save *rs, bool put_flush_record)
+{
+	int ret;
+
+	if (!rs->o.mfd)
+		return 0;
+	ret = flush_batch(rs);
+	if (!ret)
+		ret = mfd_send_sync(rs->o.mfd);
+	if (!ret && put_flush_record)
+		qfile_put_be64(rs->f, RAM_SAVE_FLAG_MULTIFD_FLUSH);
+	return ret;
+}
+
+static int send_page(struct ram_save *rs, struct ram_block *b, uint64_t off)
+{
+	const uint8_t *p = b->host + off;
+	bool zero_here = rs->o.zero == RAM_ZERO_LEGACY ||
+			 (!rs->o.mfd && rs->o.zero != RAM_ZERO_NONE);
+
+	if (zero_here && mfd_page_is_zero(p)) {
+		put_record(rs, b, off, RAM_SAVE_FLAG_ZERO);
+		qfile_put_u8(rs->f, 0);
+		mig_count(&rs->ctr->zero_pages, 1);
+		return 0;
+	}
+	if (rs->o.mfd) {
+		if (rs->batch->npages &&
+		    (rs->batch->block != b ||
+		     rs->batch->npages == MFD_PAGE_COUNT)) {
+			int ret = flush_batch(rs);
+
+			if (ret)
+				return ret;
+		}
+		rs->batch->block = b;
+		rs->batch->offset[rs->batch->npages++] = off;
+		return 0;
+	}
+	put_record(rs, b, off, RAM_SAVE_FLAG_PAGE);
+	qfile_put_ram(rs->f, p, RAM_TARGET_PAGE_SIZE);
+	mig_count(&rs->ctr->normal_pages, 1);
+	return qfile_error(rs->f);
+}
+
+/* Finds and clears the next pending page at or after the cursor; sets
+ * *wrapped when the scan went past the last block. false: none pending. */
+static bool next_page(struct ram_save *rs, size_t *bi, uint64_t *page,
+		      bool *wrapped)
+{
+	if (!rs->pending)
+		return false;
+	for (;;) {
+		struct rs_block *rb = &rs->blocks[rs->cur_block];
+		uint64_t p = rs->cur_page;
+
+		while (p < rb->npages) {
+			unsigned long w = rb->bmap[p / BITS_PER_LONG] >>
+					  (p % BITS_PER_LONG);
+
+			if (!w) {
+				p = (p / BITS_PER_LONG + 1) * BITS_PER_LONG;
+				continue;
+			}
+			p += (uint64_t)__builtin_ctzl(w);
+			if (p >= rb->npages)
+				break;
+			rb->bmap[p / BITS_PER_LONG] &= ~(1ul << (p % BITS_PER_LONG));
+			rs->pending--;
+			*bi = rs->cur_block;
+			*page = p;
+			rs->cur_page = p + 1;
+			return true;
+		}
+		rs->cur_page = 0;
+		if (++rs->cur_block == rs->nblocks) {
+			rs->cur_block = 0;
+			*wrapped = true;
+		}
+	}
+}
+
+/* Sends the next pending page; 1 sent, 0 nothing pending, -errno. */
+static int save_one(struct ram_save *rs)
+{
+	bool wrapped = false;
+	uint64_t page;
+	size_t bi;
+	bool found = next_page(rs, &bi, &page, &wrapped);
+	int ret = 0;
+
+	/* A completed round: per-round multifd sync, as QEMU 8.1+ does when
+	 * its scan wraps around. */
+	if (wrapped && !rs->o.flush_each_section)
+		ret = multifd_flush_and_sync(rs, true);
+	if (ret || !found)
+		return ret;
+	ret = send_page(rs, rs->blocks[bi].b, page << RAM_TARGET_PAGE_BITS);
+	atomic_store(&rs->ctr->remaining_pages, rs->pending);
+	atomic_store(&rs->ctr->main_bytes, qfile_pos(rs->f));
+	return ret ? ret : 1;
+}
+
+static void put_mem_size(struct ram_save *rs)
+{
+	qfile_put_be64(rs->f, guest_ram_size(rs->g) | RAM_SAVE_FLAG_MEM_SIZE);
+	for (size_t i = 0; i < rs->nblocks; i++) {
+		qfile_put_str8(rs->f, rs->blocks[i].b->name);
+		qfile_put_be64(rs->f, rs->blocks[i].b->used_length);
+	}
+}
+
+/* Ends a section: legacy mode syncs multifd before every EOS. */
+static int end_section(struct ram_save *rs)
+{
+	int ret = 0;
+
+	if (rs->o.flush_each_section)
+		ret = multifd_flush_and_sync(rs, false);
+	put_eos(rs);
+	vms_put_footer(rs->f, rs->o.vms, VMS_ID_RAM);
+	atomic_store(&rs->ctr->main_bytes, qfile_pos(rs->f));
+	return ret ? ret : qfile_error(rs->f);
+}
+
+static int io_error(int ret, struct mig_error **errp)
+{
+	mig_error_setg(errp, "error sending RAM: %s", strerror(-ret));
+	return ret;
+}
+
+int ram_save_setup(struct ram_save *rs, struct mig_error **errp)
+{
+	int ret = 0;
+
+	set_all_pending(rs);
+	dirty_log_start(rs->g);
+	rs->logging = true;
+	ram_save_sync(rs);
+	vms_put_section_header(rs->f, VMS_SECTION_START, VMS_ID_RAM, "ram", 0,
+			       VMS_RAM_VERSION);
+	put_mem_size(rs);
+	if (!rs->o.flush_each_section)
+		ret = multifd_flush_and_sync(rs, true);
+	if (!ret)
+		ret = end_section(rs);
+	return ret ? io_error(ret, errp) : 0;
+}
+
+int ram_save_iterate(struct ram_save *rs, ram_save_stop_fn stop,
+		     void *opaque, struct mig_error **errp)
+{
+	int ret, done = 0;
+
+	vms_put_section_header(rs->f, VMS_SECTION_PART, VMS_ID_RAM, NULL, 0, 0);
+	for (unsigned n = 0;; n++) {
+		ret = save_one(rs);
+		if (ret < 0)
+			return io_error(ret, errp);
+		if (ret == 0) {
+			done = 1;
+			break;
+		}
+		if ((n & 15) == 15 && stop(opaque))
+			break;
+	}
+	ret = flush_batch(rs);
+	if (!ret)
+		ret = end_section(rs);
+	return ret ? io_error(ret, errp) : done;
+}
+
+int ram_save_complete(struct ram_save *rs, struct mig_error **errp)
+{
+	int ret;
+
+	ram_save_sync(rs);
+	vms_put_section_header(rs->f, VMS_SECTION_END, VMS_ID_RAM, NULL, 0, 0);
+	while ((ret = save_one(rs)) > 0)
+		;
+	if (!ret && !rs->o.flush_each_section)
+		ret = multifd_flush_and_sync(rs, true);
+	if (!ret)
+		ret = end_section(rs);
+	return ret ? io_error(ret, errp) : 0;
+}
