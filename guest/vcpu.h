@@ -1,0 +1,58 @@
+/* vcpu.h — the guest's vCPU threads ("vcpu/N"): each runs the workload
+ * (guest/workload.h) at its share of the dirty rate with a token bucket,
+ * sleeps a share of each 10 ms timeslice when throttled, and counts what it
+ * writes. Paused vCPUs sleep on a condition variable (no busy waiting).
+ * Threads: every function may be called from any thread except a vCPU's
+ * own; pause/resume/set_workload/free are serialised by an internal lock
+ * (control/vm.c drives pause/resume from the runstate). */
+#ifndef MIGD_GUEST_VCPU_H
+#define MIGD_GUEST_VCPU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "guest/workload.h"
+#include "util/error.h"
+
+struct guest;
+struct vcpus;
+
+/* QEMU's cpu throttle timeslice: a throttled vCPU sleeps after each. */
+#define VCPU_TIMESLICE_NS 10000000ull
+
+/* Starts g->smp_cpus threads, paused and idle. The guest's block list must
+ * be complete (and dirty_log_init() done, for logging to work). NULL with
+ * *errp set on failure. */
+struct vcpus *vcpus_new(struct guest *g, struct mig_error **errp);
+/* Stops and joins every thread. NULL is fine. */
+void vcpus_free(struct vcpus *v);
+
+/* Lets the vCPUs write. */
+void vcpus_resume(struct vcpus *v);
+/* Synchronous: when it returns no vCPU writes guest RAM until the next
+ * vcpus_resume() (a vCPU between two writes or asleep returns at once).
+ * Both accept NULL (a guest without vCPUs). */
+void vcpus_pause(struct vcpus *v);
+bool vcpus_are_running(const struct vcpus *v);
+unsigned vcpus_count(const struct vcpus *v);
+
+/* Replaces the workload after workload_validate() and workload_fit()
+ * against the guest's RAM; -EINVAL with *errp set when it does not fit. */
+int vcpus_set_workload(struct vcpus *v, const struct workload_config *w,
+		       struct mig_error **errp);
+void vcpus_get_workload(struct vcpus *v, struct workload_config *out);
+
+/* Throttling (auto-converge, dirty-limit): vCPU cpu sleeps sleep_ns after
+ * each VCPU_TIMESLICE_NS of running; 0 = not throttled. */
+void vcpus_set_throttle(struct vcpus *v, unsigned cpu, uint64_t sleep_ns);
+uint64_t vcpus_get_throttle(struct vcpus *v, unsigned cpu);
+
+struct vcpu_progress {
+	uint64_t bytes_written; /* since the vCPU started */
+	uint64_t rate;		/* bytes/s over the last second */
+};
+/* Progress of vCPU cpu (< vcpus_count()). */
+void vcpus_get_progress(struct vcpus *v, unsigned cpu,
+			struct vcpu_progress *out);
+
+#endif
