@@ -17,6 +17,7 @@
 #include "control/daemon.h"
 #include "control/fdset.h"
 #include "control/guest_cmds.h"
+#include "control/incoming.h"
 #include "control/migcfg.h"
 #include "control/migration.h"
 #include "control/migd.h"
@@ -254,6 +255,7 @@ static int setup_qmp(struct migd *md, const struct cmdline *cl)
 	vm_register_qmp(md->qmp);
 	guest_cmds_register_qmp(md->qmp);
 	migration_register_qmp(md, md->qmp);
+	incoming_register_qmp(md->qmp);
 	/* Unix sockets last: whoever waits for a socket file to appear then
 	 * finds every TCP monitor listening too. */
 	for (int pass = 0; pass < 2; pass++) {
@@ -306,6 +308,13 @@ static int setup(struct main_state *ms, struct cmdline *cl)
 	take_identity(md, cl);
 	if (setup_qmp(md, cl) < 0)
 		return -1;
+	/* QEMU starts -incoming URI once its monitors exist. */
+	if (incoming_start_cmdline(md, &err) < 0) {
+		report("-incoming %s: %s", md->incoming,
+		       err ? err->desc : "failed");
+		mig_error_free(err);
+		return -1;
+	}
 	if (cl->pidfile &&
 	    daemon_write_pidfile(&ms->daemon, cl->pidfile, &err) < 0)
 		return report_error(err, NULL);
@@ -320,6 +329,7 @@ static void teardown(struct main_state *ms)
 	/* A running migration is cancelled and its thread joined; the calls
 	 * it posted run before anything they use is freed. */
 	migration_shutdown(md);
+	incoming_shutdown(md); /* its threads use guest RAM */
 	if (md->loop)
 		ev_loop_run_posted(md->loop);
 	migration_free_last(md);
@@ -332,6 +342,7 @@ static void teardown(struct main_state *ms)
 	fdsets_free(md->fdsets);
 	mig_config_free(md->config);
 	ev_loop_free(md->loop);
+	incoming_free(md);
 	free(md->name);
 	free(md->incoming);
 	daemon_fini(&ms->daemon);

@@ -80,7 +80,11 @@ static json_t *qmp_query_migrate_capabilities(struct migd *md,
 					      json_t *args,
 					      struct mig_error **errp)
 {
-	json_t *list = json_array();
+	json_t *list;
+
+	if (!qapi_no_args(args, errp))
+		return NULL;
+	list = json_array();
 
 	for (int i = 0; list && i < MIG_CAP__MAX; i++) {
 		json_t *st =
@@ -317,7 +321,11 @@ static json_t *qmp_query_migrate_parameters(struct migd *md,
 					    json_t *args,
 					    struct mig_error **errp)
 {
-	json_t *out = json_object();
+	json_t *out;
+
+	if (!qapi_no_args(args, errp))
+		return NULL;
+	out = json_object();
 
 	for (int i = 0; out && i < MIG_PARAM__MAX; i++) {
 		json_t *v;

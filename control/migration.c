@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control/incoming.h"
 #include "control/migcfg.h"
 #include "control/migd.h"
 #include "control/qapi.h"
@@ -654,48 +655,51 @@ static bool can_migrate(struct migd *md, struct mig_error **errp)
 	return true;
 }
 
+/* Reads a MigrationChannel list: every element is validated (QEMU visits
+ * them all); the first one's address is kept. */
 static bool read_channels(struct qapi_in *in, struct mig_addr *addr,
-			  struct mig_error **errp)
+			  unsigned *count, struct mig_error **errp)
 {
 	static const char *const types[] = { "main", NULL };
-	struct qapi_in list, ch;
-	int type;
+	struct qapi_in list;
 	bool ok = qapi_start_list(in, "channels", &list, errp);
 
-	if (ok && !qapi_has(&list, NULL)) {
-		mig_error_setg(errp, "need either 'uri' or 'channels' argument");
-		ok = false;
-	}
-	ok = ok && qapi_start_struct(&list, NULL, &ch, errp);
-	ok = ok && qapi_read_enum(&ch, "channel-type", types, &type, errp) &&
-	     mig_addr_read_qapi(&ch, "addr", addr, errp) == 0 &&
-	     qapi_check_struct(&ch, errp);
-	qapi_in_fini(&ch);
-	if (ok && qapi_has(&list, NULL)) {
-		mig_error_setg(errp, "Channel list has more than one entries");
-		ok = false;
+	*count = 0;
+	while (ok && qapi_has(&list, NULL)) {
+		struct mig_addr a = { 0 };
+		struct qapi_in ch;
+		int type;
+
+		ok = qapi_start_struct(&list, NULL, &ch, errp) &&
+		     qapi_read_enum(&ch, "channel-type", types, &type, errp) &&
+		     mig_addr_read_qapi(&ch, "addr", &a, errp) == 0 &&
+		     qapi_check_struct(&ch, errp);
+		qapi_in_fini(&ch);
+		if (ok && (*count)++ == 0)
+			*addr = a;
+		else
+			mig_addr_clear(&a);
 	}
 	qapi_in_fini(&list);
 	return ok;
 }
 
-/* Reads uri/channels into addr; QEMU's argument rules. */
+/* Reads migrate's arguments in the schema's order, then applies QEMU's
+ * rules: uri xor channels, one channel, no block migration. */
 static bool read_target(json_t *args, struct mig_addr *addr, bool *resume,
 			struct mig_error **errp)
 {
 	struct qapi_in in;
 	const char *uri = NULL;
-	bool blk = false, inc = false, detach = false, ok = true;
+	bool blk = false, inc = false, detach = false, has_channels, ok = true;
+	unsigned nchannels = 0;
 
 	qapi_in_init(&in, args);
 	if (qapi_has(&in, "uri"))
 		ok = qapi_read_str(&in, "uri", &uri, errp);
-	if (ok && qapi_has(&in, "channels") && uri) {
-		mig_error_setg(errp, "'uri' and 'channels' arguments are mutually "
-				     "exclusive; exactly one of the two should be "
-				     "present in 'migrate' qmp command ");
-		ok = false;
-	}
+	has_channels = qapi_has(&in, "channels");
+	if (ok && has_channels)
+		ok = read_channels(&in, addr, &nchannels, errp);
 	if (ok && qapi_has(&in, "blk"))
 		ok = qapi_read_bool(&in, "blk", &blk, errp);
 	if (ok && qapi_has(&in, "inc"))
@@ -704,22 +708,32 @@ static bool read_target(json_t *args, struct mig_addr *addr, bool *resume,
 		ok = qapi_read_bool(&in, "detach", &detach, errp);
 	if (ok && qapi_has(&in, "resume"))
 		ok = qapi_read_bool(&in, "resume", resume, errp);
-	if (ok && !uri && qapi_has(&in, "channels"))
-		ok = read_channels(&in, addr, errp);
-	else if (ok && uri)
-		ok = mig_addr_parse_uri(uri, addr, errp) == 0;
-	else if (ok) {
-		mig_error_setg(errp, "need either 'uri' or 'channels' argument");
-		ok = false;
-	}
 	ok = ok && qapi_check_struct(&in, errp);
 	qapi_in_fini(&in);
-	if (ok && (blk || inc)) {
+	if (!ok)
+		return false;
+	if (uri && has_channels) {
+		mig_error_setg(errp, "'uri' and 'channels' arguments are mutually "
+				     "exclusive; exactly one of the two should be "
+				     "present in 'migrate' qmp command ");
+		return false;
+	}
+	if (nchannels > 1) {
+		mig_error_setg(errp, "Channel list has more than one entries");
+		return false;
+	}
+	if (!nchannels && !uri) {
+		mig_error_setg(errp, "need either 'uri' or 'channels' argument");
+		return false;
+	}
+	if (uri && mig_addr_parse_uri(uri, addr, errp) < 0)
+		return false;
+	if (blk || inc) {
 		mig_error_setg(errp, "Block migration is not supported by migd: "
 				     "use blockdev-mirror with NBD instead");
-		ok = false;
+		return false;
 	}
-	return ok;
+	return true;
 }
 
 static bool transport_supported(const struct mig_addr *a,
@@ -816,13 +830,7 @@ err:
 
 static json_t *no_args(json_t *args, struct mig_error **errp)
 {
-	struct qapi_in in;
-	bool ok;
-
-	qapi_in_init(&in, args);
-	ok = qapi_check_struct(&in, errp);
-	qapi_in_fini(&in);
-	return ok ? json_object() : NULL;
+	return qapi_no_args(args, errp) ? json_object() : NULL;
 }
 
 /* QEMU's migrate_fd_cancel(): a running migration goes to cancelling and
@@ -955,6 +963,8 @@ static json_t *qmp_query_migrate(struct migd *md, struct qmp_monitor *mon,
 {
 	json_t *info = no_args(args, errp);
 
+	if (info)
+		incoming_fill_query_info(md, info); /* destination first */
 	if (info && md->migration)
 		fill_source_info(md->migration, info);
 	return info;

@@ -368,3 +368,14 @@ bool qapi_check_struct(struct qapi_in *in, struct mig_error **errp)
 	}
 	return true;
 }
+
+bool qapi_no_args(json_t *args, struct mig_error **errp)
+{
+	struct qapi_in in;
+	bool ok;
+
+	qapi_in_init(&in, args);
+	ok = qapi_check_struct(&in, errp);
+	qapi_in_fini(&in);
+	return ok;
+}

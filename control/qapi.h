@@ -80,6 +80,10 @@ bool qapi_check_struct(struct qapi_in *in, struct mig_error **errp);
 const char *qapi_full_name(struct qapi_in *in, const char *name, char *buf,
 			   size_t len);
 
+/* For commands without arguments: false with "Parameter 'x' is
+ * unexpected" if args has any member. */
+bool qapi_no_args(json_t *args, struct mig_error **errp);
+
 /* Index of s in a NULL-terminated table, or -1. */
 int qapi_enum_lookup(const char *const *values, const char *s);
 

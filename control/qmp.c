@@ -250,8 +250,63 @@ static void monitor_kill(struct qmp_monitor *mon)
 
 static json_t *error_json(const struct mig_error *err)
 {
+	json_t *e = json_pack("{s:{s:s,s:s}}", "error", "class",
+			      mig_error_class_name(err->cls), "desc",
+			      err->desc);
+	char safe[1024];
+
+	if (e)
+		return e;
+	/* A message quoting bytes that are not UTF-8 is still answered. */
+	qmp_json_utf8_sanitize(err->desc, strlen(err->desc), safe,
+			       sizeof(safe));
 	return json_pack("{s:{s:s,s:s}}", "error", "class",
-			 mig_error_class_name(err->cls), "desc", err->desc);
+			 mig_error_class_name(err->cls), "desc", safe);
+}
+
+/* QEMU walks a request's members in its QDict's hash order (tdb hash,
+ * 512 buckets, newest first within a bucket), which decides which error a
+ * request with several faults gets. Same hash, same order here. */
+#define QDICT_BUCKETS 512
+
+static unsigned qdict_bucket(const char *key)
+{
+	unsigned value = 0x238F13AFu * (unsigned)strlen(key);
+
+	for (unsigned i = 0; key[i]; i++)
+		value += (unsigned)(unsigned char)key[i] << (i * 5 % 24);
+	return (1103515243u * value + 12345u) % QDICT_BUCKETS;
+}
+
+struct keyed {
+	const char *key;
+	unsigned bucket, seq;
+};
+
+static int keyed_cmp(const void *a, const void *b)
+{
+	const struct keyed *x = a, *y = b;
+
+	if (x->bucket != y->bucket)
+		return x->bucket < y->bucket ? -1 : 1;
+	return x->seq > y->seq ? -1 : 1; /* later insertions first */
+}
+
+static struct keyed *qdict_order(json_t *obj, unsigned *n)
+{
+	struct keyed *order = calloc(json_object_size(obj) + 1, sizeof(*order));
+	const char *key;
+	json_t *val;
+
+	*n = 0;
+	if (!order)
+		return NULL;
+	json_object_foreach (obj, key, val) {
+		order[*n] = (struct keyed){ key, qdict_bucket(key), *n };
+		(*n)++;
+	}
+	qsort(order, *n, sizeof(order[0]), keyed_cmp);
+	return order;
 }
 
 /* QEMU's check of the request object: which keys are allowed. Returns the
@@ -260,38 +315,50 @@ static const char *check_request(json_t *req, bool allow_oob, bool *oob,
 				 struct mig_error **errp)
 {
 	const char *key, *exec_key = NULL, *name = NULL;
+	unsigned n;
+	struct keyed *order = qdict_order(req, &n);
 	json_t *val;
 
-	json_object_foreach (req, key, val) {
+	if (!order) {
+		mig_error_setg(errp, "out of memory");
+		return NULL;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		key = order[i].key;
+		val = json_object_get(req, key);
 		if (!strcmp(key, "execute") ||
 		    (allow_oob && !strcmp(key, "exec-oob"))) {
 			if (!json_is_string(val)) {
 				mig_error_setg(errp, "QMP input member '%s' must be a string", key);
-				return NULL;
+				goto fail;
 			}
 			if (exec_key) {
 				mig_error_setg(errp, "QMP input member '%s' clashes with '%s'",
 					       key, exec_key);
-				return NULL;
+				goto fail;
 			}
 			exec_key = key;
 			name = json_string_value(val);
 		} else if (!strcmp(key, "arguments")) {
 			if (!json_is_object(val)) {
 				mig_error_setg(errp, "QMP input member 'arguments' must be an object");
-				return NULL;
+				goto fail;
 			}
 		} else if (strcmp(key, "id")) {
 			mig_error_setg(errp, "QMP input member '%s' is unexpected", key);
-			return NULL;
+			goto fail;
 		}
 	}
+	free(order);
 	if (!exec_key) {
 		mig_error_setg(errp, "QMP input lacks member 'execute'");
 		return NULL;
 	}
 	*oob = !strcmp(exec_key, "exec-oob");
 	return name;
+fail:
+	free(order);
+	return NULL;
 }
 
 static json_t *run_command(struct qmp_monitor *mon, json_t *req,
@@ -350,8 +417,6 @@ static void handle_request(struct qmp_monitor *mon, json_t *req)
 		json_object_set(rsp, "id", id);
 	mig_error_free(err);
 	send_json(mon, rsp);
-	/* fds that came with this request and were not taken are closed */
-	close_pending_fds(mon);
 }
 
 static void on_json(void *opaque, json_t *value, struct mig_error *err)
@@ -366,7 +431,6 @@ static void on_json(void *opaque, json_t *value, struct mig_error *err)
 	if (err) {
 		send_json(mon, error_json(err));
 		mig_error_free(err);
-		close_pending_fds(mon); /* they came with the bad request */
 		return;
 	}
 	handle_request(mon, value);
@@ -375,8 +439,15 @@ static void on_json(void *opaque, json_t *value, struct mig_error *err)
 
 /* ---- input ----------------------------------------------------------------- */
 
+/* fds travel with the first bytes of the request they belong to. They stay
+ * pending while requests from the same read are dispatched (so a getfd
+ * pipelined behind other requests finds its fd) and are closed once the
+ * read is fully processed and no request is half-received; a read that
+ * brings new fds also replaces older untaken ones, as QEMU's chardev. */
 static void keep_fds(struct qmp_monitor *mon, struct msghdr *msg)
 {
+	bool replaced = false;
+
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
 		size_t n;
 		int *fds;
@@ -385,6 +456,10 @@ static void keep_fds(struct qmp_monitor *mon, struct msghdr *msg)
 			continue;
 		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		fds = (int *)CMSG_DATA(c);
+		if (!replaced) {
+			close_pending_fds(mon);
+			replaced = true;
+		}
 		for (size_t i = 0; i < n; i++) {
 			int fl;
 
@@ -436,6 +511,8 @@ static void monitor_read(struct qmp_monitor *mon)
 		return;
 	}
 	qmp_json_stream_feed(mon->in, buf, (size_t)n);
+	if (mon->npending && qmp_json_stream_is_idle(mon->in))
+		close_pending_fds(mon);
 }
 
 static void monitor_io(struct ev_loop *loop, int fd, uint32_t events,
@@ -497,6 +574,16 @@ static void add_client(struct qmp_server *srv, int fd, bool is_unix)
 }
 
 static void listener_io(struct ev_loop *loop, int fd, uint32_t events,
+			void *opaque);
+
+static void listener_rearm(struct ev_loop *loop, void *opaque)
+{
+	struct qmp_listener *l = opaque;
+
+	ev_loop_add_fd(loop, l->fd, EPOLLIN, listener_io, l);
+}
+
+static void listener_io(struct ev_loop *loop, int fd, uint32_t events,
 			void *opaque)
 {
 	struct qmp_listener *l = opaque;
@@ -505,9 +592,18 @@ static void listener_io(struct ev_loop *loop, int fd, uint32_t events,
 	for (int i = 0; i < 64; i++) {
 		int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-		if (c < 0)
-			return; /* EAGAIN, or a transient error (EMFILE...) */
-		add_client(l->srv, c, l->is_unix);
+		if (c >= 0) {
+			add_client(l->srv, c, l->is_unix);
+			continue;
+		}
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			/* Out of descriptors: the pending connection would
+			 * wake us at once forever. Stop listening a while. */
+			ev_loop_del_fd(loop, fd);
+			ev_loop_add_timer(loop, 100, listener_rearm, l);
+		}
+		return;
 	}
 }
 
@@ -782,9 +878,10 @@ void qmp_server_free(struct qmp_server *srv)
 int qmp_register(struct qmp_server *srv, const struct qmp_command *cmds,
 		 size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		if (qmp_find_command(srv, cmds[i].name))
 			return -EEXIST;
+	for (size_t i = 0; i < n; i++) {
 		if (srv->ncmds == srv->capcmds) {
 			size_t cap = srv->capcmds ? srv->capcmds * 2 : 64;
 			const struct qmp_command **v =
@@ -905,13 +1002,7 @@ static json_t *cmd_qmp_capabilities(struct migd *md, struct qmp_monitor *mon,
 static json_t *cmd_query_version(struct migd *md, struct qmp_monitor *mon,
 				 json_t *args, struct mig_error **errp)
 {
-	struct qapi_in in;
-	bool ok;
-
-	qapi_in_init(&in, args);
-	ok = qapi_check_struct(&in, errp);
-	qapi_in_fini(&in);
-	return ok ? version_json() : NULL;
+	return qapi_no_args(args, errp) ? version_json() : NULL;
 }
 
 static void add_command_name(const struct qmp_command *cmd, void *opaque)
@@ -922,14 +1013,9 @@ static void add_command_name(const struct qmp_command *cmd, void *opaque)
 static json_t *cmd_query_commands(struct migd *md, struct qmp_monitor *mon,
 				  json_t *args, struct mig_error **errp)
 {
-	struct qapi_in in;
 	json_t *list;
-	bool ok;
 
-	qapi_in_init(&in, args);
-	ok = qapi_check_struct(&in, errp);
-	qapi_in_fini(&in);
-	if (!ok)
+	if (!qapi_no_args(args, errp))
 		return NULL;
 	list = json_array();
 	qmp_foreach_command(mon->srv, add_command_name, list);

@@ -57,6 +57,57 @@ struct qmp_json_stream {
 	bool recovering; /* after an error: drop tokens until balanced */
 };
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
+static size_t utf8_seq_len(const unsigned char *s, size_t left)
+{
+	size_t n;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xC2 && s[0] <= 0xDF)
+		n = 2, cp = s[0] & 0x1F;
+	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+		n = 3, cp = s[0] & 0x0F;
+	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (left < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+		return 0;
+	return n;
+}
+
+void qmp_json_utf8_sanitize(const char *in, size_t len, char *out,
+			    size_t outlen)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && o + 4 < outlen;) {
+		size_t n = utf8_seq_len(s + i, len - i);
+
+		if (n && s[i]) {
+			memcpy(out + o, s + i, n);
+			o += n;
+			i += n;
+		} else { /* U+FFFD, as QEMU's writer shows bad bytes */
+			memcpy(out + o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		}
+	}
+	out[o] = '\0';
+}
+
 /* ---- parser -------------------------------------------------------------- */
 
 struct parser {
@@ -226,6 +277,7 @@ static json_t *parse_number(struct parser *p, const struct token *t)
 	char buf[128];
 	size_t len = t->len < sizeof(buf) - 1 ? t->len : sizeof(buf) - 1;
 	char *end;
+	json_t *real;
 
 	memcpy(buf, p->text + t->off, len);
 	buf[len] = '\0';
@@ -237,7 +289,10 @@ static json_t *parse_number(struct parser *p, const struct token *t)
 		if (errno == 0 && *end == '\0')
 			return json_integer(v);
 	}
-	return json_real(strtod(buf, NULL));
+	real = json_real(strtod(buf, NULL));
+	if (!real) /* jansson has no infinities: "1e400" */
+		parse_error(p, "number out of range");
+	return real;
 }
 
 static json_t *parse_keyword(struct parser *p, const struct token *t)
@@ -511,10 +566,10 @@ static void process_token(struct qmp_json_stream *st, enum tok_type type)
 	if (st->recovering) {
 		st->text_len = st->tok_start; /* drop the token */
 	} else if (type == TOK_ERROR) {
-		char shown[80];
+		char shown[200];
 
-		snprintf(shown, sizeof(shown), "%.*s", (int)(len > 64 ? 64 : len),
-			 st->text + off);
+		qmp_json_utf8_sanitize(st->text + off, len > 64 ? 64 : len, shown,
+				       sizeof(shown));
 		emit_error(st, "JSON parse error, stray '%s'", shown);
 		st->recovering = true;
 	} else {
@@ -766,6 +821,12 @@ void qmp_json_stream_feed(struct qmp_json_stream *st, const char *buf,
 		}
 		lex_byte(st, c);
 	}
+}
+
+bool qmp_json_stream_is_idle(const struct qmp_json_stream *st)
+{
+	return st->state == LX_START && !st->ntoks && !st->recovering &&
+	       !st->braces && !st->brackets;
 }
 
 void qmp_json_stream_flush(struct qmp_json_stream *st)

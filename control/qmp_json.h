@@ -8,6 +8,7 @@
 #define MIGD_CONTROL_QMP_JSON_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util/error.h"
@@ -32,8 +33,15 @@ void qmp_json_stream_free(struct qmp_json_stream *st);
 /* Feeds bytes; calls emit for each complete value or error, in order. */
 void qmp_json_stream_feed(struct qmp_json_stream *st, const char *buf,
 			  size_t len);
+/* True when no value is partly received (between two requests). */
+bool qmp_json_stream_is_idle(const struct qmp_json_stream *st);
 /* End of input: a pending incomplete value is reported as an error. */
 void qmp_json_stream_flush(struct qmp_json_stream *st);
+
+/* Copies len bytes of in to out (outlen bytes, NUL-terminated), replacing
+ * every byte that is not part of valid UTF-8 by U+FFFD. */
+void qmp_json_utf8_sanitize(const char *in, size_t len, char *out,
+			    size_t outlen);
 
 /* Parses one complete text (must hold exactly one value). */
 json_t *qmp_json_parse(const char *buf, size_t len, struct mig_error **errp);

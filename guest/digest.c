@@ -56,9 +56,9 @@ static void *tree_worker(void *opaque)
 		uint64_t n = job->len - off < job->chunk ? job->len - off
 							 : job->chunk;
 
-		XXH128_canonicalFromHash(&job->hashes[i],
-					 XXH3_128bits(job->data + off,
-						      (size_t)n));
+		XXH128_canonicalFromHash(
+			&job->hashes[i],
+			XXH3_128bits(job->data + off, (size_t)n));
 	}
 	return NULL;
 }
@@ -102,8 +102,8 @@ int ram_digest_xxh3_tree(const void *data, uint64_t len, uint64_t chunk,
 	job.nchunks = len / chunk + (len % chunk != 0);
 	if (job.nchunks > SIZE_MAX / sizeof(*job.hashes))
 		return -ENOMEM;
-	job.hashes = malloc(job.nchunks ? job.nchunks * sizeof(*job.hashes)
-					: 1);
+	job.hashes =
+		malloc(job.nchunks ? job.nchunks * sizeof(*job.hashes) : 1);
 	if (!job.hashes)
 		return -ENOMEM;
 	atomic_init(&job.next, 0);

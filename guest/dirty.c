@@ -109,9 +109,13 @@ void dirty_log_start(struct guest *g)
 		return;
 	pthread_mutex_lock(&g->dirty->lock);
 	if (g->dirty->users++ == 0) {
-		guest_for_each_block(g, b) if (b->dirty) clear_block(b->dirty);
-		guest_for_each_block(g, b) if (b->dirty)
+		guest_for_each_block(g, b)
+		{
+			if (!b->dirty)
+				continue;
+			clear_block(b->dirty);
 			atomic_store(&b->dirty->active, true);
+		}
 		atomic_store(&g->dirty->active, true);
 	}
 	pthread_mutex_unlock(&g->dirty->lock);
@@ -129,8 +133,11 @@ void dirty_log_stop(struct guest *g)
 	pthread_mutex_lock(&g->dirty->lock);
 	if (g->dirty->users && --g->dirty->users == 0) {
 		atomic_store(&g->dirty->active, false);
-		guest_for_each_block(g, b) if (b->dirty)
-			atomic_store(&b->dirty->active, false);
+		guest_for_each_block(g, b)
+		{
+			if (b->dirty)
+				atomic_store(&b->dirty->active, false);
+		}
 	}
 	pthread_mutex_unlock(&g->dirty->lock);
 }

@@ -8,10 +8,10 @@
 #include <stdint.h>
 
 struct tbucket {
-	double rate;	/* bytes per second, > 0 */
-	double burst;	/* most tokens kept: unused credit beyond is lost */
-	double tokens;	/* bytes that may be written now */
-	uint64_t last;	/* clock (ns) of the last refill */
+	double rate;   /* bytes per second, > 0 */
+	double burst;  /* most tokens kept: unused credit beyond is lost */
+	double tokens; /* bytes that may be written now */
+	uint64_t last; /* clock (ns) of the last refill */
 };
 
 /* Starts empty at now_ns. burst is raised to at least one byte. */

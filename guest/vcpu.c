@@ -17,12 +17,12 @@
 #include "guest/guest.h"
 #include "guest/tbucket.h"
 
-#define RING_LEN 16			  /* rate samples kept per vCPU */
-#define SAMPLE_NS 100000000ull		  /* one sample per 100 ms */
-#define RATE_WINDOW_NS 1000000000ull	  /* rate = bytes/s over 1 s */
-#define BURST_BYTES (64u * 1024)	  /* writes between lock visits */
-#define QUANTUM_NS 1000000ull		  /* shortest rate-limit sleep */
-#define CREDIT_NS 20000000ull		  /* unused credit kept: 20 ms */
+#define RING_LEN 16		     /* rate samples kept per vCPU */
+#define SAMPLE_NS 100000000ull	     /* one sample per 100 ms */
+#define RATE_WINDOW_NS 1000000000ull /* rate = bytes/s over 1 s */
+#define BURST_BYTES (64u * 1024)     /* writes between lock visits */
+#define QUANTUM_NS 1000000ull	     /* shortest rate-limit sleep */
+#define CREDIT_NS 20000000ull	     /* unused credit kept: 20 ms */
 
 struct rate_sample {
 	uint64_t t, bytes;
@@ -37,7 +37,8 @@ struct vcpu {
 	pthread_cond_t cond; /* the vCPU parks here; pausers wait here */
 
 	/* Under lock. */
-	bool writing; /* outside the lock, writing guest RAM */
+	bool writing;  /* outside the lock, writing guest RAM */
+	bool finished; /* the workload's passes are done */
 	struct workload_config pending;
 	uint64_t pending_gen;
 	struct rate_sample ring[RING_LEN];
@@ -60,9 +61,9 @@ struct vcpu {
 struct vcpus {
 	struct guest *g;
 	unsigned n;
-	atomic_bool run;  /* vCPUs may write */
-	atomic_bool quit; /* threads exit */
-	pthread_mutex_t ctl; /* serialises the control functions */
+	atomic_bool run;		 /* vCPUs may write */
+	atomic_bool quit;		 /* threads exit */
+	pthread_mutex_t ctl;		 /* serialises the control functions */
 	struct workload_config workload; /* ctl */
 	uint64_t workload_gen;		 /* ctl */
 	struct workload_map *map;
@@ -123,6 +124,7 @@ void vcpus_get_progress(struct vcpus *v, unsigned cpu,
 	pthread_mutex_lock(&c->lock);
 	out->bytes_written = atomic_load(&c->bytes);
 	out->rate = ring_rate(c, now_ns(), out->bytes_written);
+	out->finished = c->finished;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -143,6 +145,7 @@ static void restart_clock(struct vcpu *c, uint64_t now)
 static void load_workload(struct vcpu *c, uint64_t now)
 {
 	c->gen_seen = c->pending_gen;
+	c->finished = false;
 	workload_gen_reset(c->gen, &c->pending, c->index, c->set->n);
 	c->idle = c->pending.idle;
 	c->rate = workload_vcpu_rate(&c->pending, c->set->n);
@@ -210,9 +213,14 @@ static uint64_t write_burst(struct vcpu *c, unsigned touches)
 	uint64_t bytes = 0;
 
 	for (unsigned i = 0; i < touches; i++) {
+		uint32_t n;
+
 		if (!atomic_load_explicit(&c->set->run, memory_order_relaxed))
 			break;
-		bytes += workload_gen_touch(c->gen);
+		n = workload_gen_touch(c->gen);
+		if (!n)
+			break; /* finished its passes */
+		bytes += n;
 	}
 	return bytes;
 }
@@ -225,7 +233,7 @@ static void vcpu_step(struct vcpu *c)
 
 	if (c->pending_gen != c->gen_seen)
 		load_workload(c, now);
-	if (!atomic_load(&c->set->run) || c->idle) {
+	if (!atomic_load(&c->set->run) || c->idle || c->finished) {
 		park(c, now);
 		return;
 	}
@@ -247,6 +255,7 @@ static void vcpu_step(struct vcpu *c)
 	if (!atomic_load(&c->set->run))
 		pthread_cond_broadcast(&c->cond); /* a pauser waits */
 	atomic_fetch_add_explicit(&c->bytes, bytes, memory_order_relaxed);
+	c->finished = workload_gen_is_finished(c->gen);
 	if (c->rate > 0)
 		tbucket_consume(&c->bucket, bytes);
 	record_sample(c, now_ns(), false);

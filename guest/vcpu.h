@@ -50,6 +50,7 @@ uint64_t vcpus_get_throttle(struct vcpus *v, unsigned cpu);
 struct vcpu_progress {
 	uint64_t bytes_written; /* since the vCPU started */
 	uint64_t rate;		/* bytes/s over the last second */
+	bool finished;		/* made every pass of its workload */
 };
 /* Progress of vCPU cpu (< vcpus_count()). */
 void vcpus_get_progress(struct vcpus *v, unsigned cpu,

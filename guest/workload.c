@@ -41,6 +41,7 @@ const char *const workload_key_names[] = {
 	[WORKLOAD_KEY_TEXT_FRACTION] = "text-fraction",
 	[WORKLOAD_KEY_WRITE_SIZE] = "write-size",
 	[WORKLOAD_KEY_SEED] = "seed",
+	[WORKLOAD_KEY_PASSES] = "passes",
 	[WORKLOAD_KEY__MAX] = NULL,
 };
 
@@ -90,7 +91,9 @@ static int check_range(double v, double lo, double hi, const char *key,
 {
 	if (v >= lo && v <= hi)
 		return 0;
-	mig_error_setg(errp, "Parameter '%s' expects a number between %g and %g",
+	mig_error_setg(errp,
+		       "Parameter '%s' expects a number between %.15g and "
+		       "%.15g",
 		       key, lo, hi);
 	return -EINVAL;
 }
@@ -146,8 +149,7 @@ static int check_fractions(const struct workload_config *w,
 	return 0;
 }
 
-int workload_validate(const struct workload_config *w,
-		      struct mig_error **errp)
+int workload_validate(const struct workload_config *w, struct mig_error **errp)
 {
 	int other = first_given(w, WORKLOAD_KEY_PER_VCPU_RATE);
 
@@ -224,9 +226,8 @@ static int parse_number(const char *key, const char *s, double *out,
 	return 0;
 }
 
-static int parse_enum(const char *key, const char *s,
-		      const char *const *names, int *out,
-		      struct mig_error **errp)
+static int parse_enum(const char *key, const char *s, const char *const *names,
+		      int *out, struct mig_error **errp)
 {
 	for (int i = 0; names[i]; i++) {
 		if (strcmp(names[i], s) == 0) {
@@ -313,6 +314,8 @@ static int parse_key(struct workload_config *w, enum workload_key k,
 		return parse_size(key, s, &w->write_size, errp);
 	case WORKLOAD_KEY_SEED:
 		return parse_uint(key, s, &w->seed, errp);
+	case WORKLOAD_KEY_PASSES:
+		return parse_uint(key, s, &w->passes, errp);
 	case WORKLOAD_KEY__MAX:
 		break;
 	}

@@ -50,6 +50,7 @@ enum workload_key {
 	WORKLOAD_KEY_TEXT_FRACTION,
 	WORKLOAD_KEY_WRITE_SIZE,
 	WORKLOAD_KEY_SEED,
+	WORKLOAD_KEY_PASSES,
 	WORKLOAD_KEY__MAX,
 };
 
@@ -59,9 +60,9 @@ extern const char *const workload_content_names[];
 extern const char *const workload_key_names[];
 
 struct workload_config {
-	bool idle;	     /* no writes at all (the default workload) */
-	double rate_mb;	     /* MiB/s; 0 = as fast as the vCPU can */
-	bool rate_per_vcpu;  /* rate_mb is per vCPU, not the total */
+	bool idle;	      /* no writes at all (the default workload) */
+	double rate_mb;	      /* MiB/s; 0 = as fast as the vCPU can */
+	bool rate_per_vcpu;   /* rate_mb is per vCPU, not the total */
 	uint64_t working_set; /* bytes from the start of RAM; 0 = all */
 	enum workload_pattern pattern;
 	double hot_fraction; /* hotcold: share of the working set that is hot */
@@ -70,6 +71,10 @@ struct workload_config {
 	double zero_fraction, text_fraction; /* mixed; the rest is random */
 	uint64_t write_size; /* bytes per touch of a page, 1..4096 */
 	uint64_t seed;	     /* PRNG seed; vCPU i uses a mix of seed and i */
+	uint64_t passes;     /* stop after this many passes, 0 = never: a
+			      * pass is one touch per page of the vCPU's
+			      * share (sequential + 4 KiB writes: every
+			      * page exactly once) */
 	unsigned given;	     /* bit (1u << key) per key the user gave */
 };
 
@@ -86,8 +91,7 @@ int workload_parse(struct workload_config *w, const char *text,
 		   struct mig_error **errp);
 /* Checks one configuration on its own: exclusive and dependent keys and
  * value ranges. 0 or -EINVAL with *errp set. */
-int workload_validate(const struct workload_config *w,
-		      struct mig_error **errp);
+int workload_validate(const struct workload_config *w, struct mig_error **errp);
 /* Checks it against a guest of ram_size bytes (the working set must fit). */
 int workload_fit(const struct workload_config *w, uint64_t ram_size,
 		 struct mig_error **errp);
@@ -111,8 +115,10 @@ void workload_gen_reset(struct workload_gen *gen,
 			const struct workload_config *w, unsigned cpu,
 			unsigned ncpus);
 /* Writes one piece of one page with ordinary stores, then logs it dirty.
- * Returns the bytes written (0 for an idle workload). */
+ * Returns the bytes written (0 for an idle or finished workload). */
 uint32_t workload_gen_touch(struct workload_gen *gen);
+/* True once a workload with passes has made them all. */
+bool workload_gen_is_finished(const struct workload_gen *gen);
 
 /* xoshiro256** (fast, seedable): exposed for tests. */
 struct workload_prng {

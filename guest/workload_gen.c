@@ -28,9 +28,10 @@ struct workload_gen {
 	const struct workload_map *map;
 	struct workload_config cfg;
 	struct workload_prng prng;
-	uint64_t lo, hi;   /* this vCPU's pages [lo, hi) of the run */
-	uint64_t hot;	   /* hotcold: the first `hot` pages of the share */
-	uint64_t cursor;   /* sequential: next page */
+	uint64_t lo, hi; /* this vCPU's pages [lo, hi) of the run */
+	uint64_t hot;	 /* hotcold: the first `hot` pages of the share */
+	uint64_t cursor; /* sequential: next page */
+	uint64_t left;	 /* touches left when cfg.passes is set */
 	/* Compressible text: words from a small dictionary; a touch copies a
 	 * window of it, so pages differ but compress well. */
 	uint8_t text[TEXT_POOL_SIZE + WORKLOAD_PAGE_SIZE];
@@ -186,8 +187,8 @@ static void fill_text_pool(struct workload_gen *gen)
 		memcpy(gen->text + pos, w, len);
 		pos += len;
 		if (pos < sizeof(gen->text))
-			gen->text[pos++] = prng_below(&gen->prng, 12) ? ' '
-								      : '\n';
+			gen->text[pos++] =
+				prng_below(&gen->prng, 12) ? ' ' : '\n';
 	}
 }
 
@@ -217,6 +218,9 @@ void workload_gen_reset(struct workload_gen *gen,
 	gen->hot = (uint64_t)(w->hot_fraction * (double)share + 0.5);
 	gen->hot = gen->hot ? (gen->hot < share ? gen->hot : share) : 1;
 	gen->cursor = gen->lo;
+	gen->left = w->passes > UINT64_MAX / (share ? share : 1)
+			    ? UINT64_MAX
+			    : w->passes * share;
 	workload_prng_seed(&gen->prng,
 			   w->seed ^ ((uint64_t)cpu * 0xd1b54a32d192ed03ull));
 	if (w->content == WORKLOAD_CONTENT_TEXT ||
@@ -278,8 +282,7 @@ static void fill(struct workload_gen *gen, uint8_t *dst, uint64_t len)
 		memset(dst, 0, len);
 		break;
 	case WORKLOAD_CONTENT_TEXT:
-		memcpy(dst,
-		       gen->text + prng_below(&gen->prng, TEXT_POOL_SIZE),
+		memcpy(dst, gen->text + prng_below(&gen->prng, TEXT_POOL_SIZE),
 		       len);
 		break;
 	default:
@@ -288,14 +291,22 @@ static void fill(struct workload_gen *gen, uint8_t *dst, uint64_t len)
 	}
 }
 
+bool workload_gen_is_finished(const struct workload_gen *gen)
+{
+	return gen->cfg.passes && !gen->left;
+}
+
 uint32_t workload_gen_touch(struct workload_gen *gen)
 {
 	const struct workload_span *span;
 	uint64_t page, off, len = gen->cfg.write_size;
 	struct ram_block *b;
 
-	if (gen->cfg.idle || gen->hi <= gen->lo || !gen->map->n)
+	if (gen->cfg.idle || gen->hi <= gen->lo || !gen->map->n ||
+	    workload_gen_is_finished(gen))
 		return 0;
+	if (gen->cfg.passes)
+		gen->left--;
 	page = pick_page(gen);
 	span = map_find(gen->map, page);
 	b = span->block;

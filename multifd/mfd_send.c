@@ -282,7 +282,7 @@ static struct mfd_chan *find_idle(struct mfd_send *s)
 int mfd_send_queue(struct mfd_send *s, struct mfd_batch **batch)
 {
 	struct mfd_batch *tmp;
-	struct mfd_chan *c;
+	struct mfd_chan *c = NULL;
 	int ret = 0;
 
 	if (!(*batch)->npages)

@@ -190,6 +190,8 @@ class Migd:
     def stop(self, timeout=15.0):
         """Sends SIGTERM if still running; returns the exit status."""
         if self.proc is None:
+            if getattr(self, "stderr", None) and not self.stderr.closed:
+                self.stderr.close()
             return None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -1,0 +1,595 @@
+/* incoming_conn.c — the incoming migration's connections and threads (see
+ * incoming_priv.h): the non-blocking listener on the control loop, channel
+ * classification (QEMU 8.0+: with multifd, the first 4 bytes tell the main
+ * channel "QEVM" from a multifd channel 0x11223344, whose 64-byte init is
+ * then checked; without multifd the first connection is the main one), the
+ * incoming thread ("mig/dst/main") and the multifd receivers, the idle
+ * policy and the teardown.
+ *
+ * Idle policy (x-incoming-idle-timeout, seconds, default 60, 0 = never):
+ * received bytes are counted per read on every channel. When none arrive
+ * for the timeout, the migration fails, unless the source may be pausing
+ * on purpose: the incoming thread waits for a new section (or a footer)
+ * and no multifd channel is inside a packet — that is where a source in
+ * pause-before-switchover stops, for as long as its operator wants. A dead
+ * peer in that state is found by TCP keepalive (socket/). A connection
+ * that does not identify itself within the timeout is dropped; after EOF
+ * the optional vmdesc is waited for at most that long.
+ * Control thread, except the thread bodies and the callbacks they call. */
+#include "control/incoming_priv.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "control/migd.h"
+#include "multifd/byteorder.h"
+#include "multifd/mfd_recv.h"
+#include "multifd/qemufile.h"
+#include "multifd/ram_load.h"
+#include "socket/channel.h"
+#include "util/evloop.h"
+#include "util/log.h"
+
+#define TICK_MS 1000
+
+/* ---- a channel that counts what it receives ---------------------------------- */
+
+struct counted_chan {
+	struct channel ch; /* first: the ops get &ch */
+	struct channel *inner;
+	_Atomic uint64_t *counter; /* set before a thread takes the channel */
+};
+
+static struct counted_chan *to_counted(struct channel *ch)
+{
+	return (struct counted_chan *)ch;
+}
+
+static ssize_t counted_readv(struct channel *ch, const struct iovec *iov,
+			     int iovcnt)
+{
+	struct counted_chan *c = to_counted(ch);
+	ssize_t n = c->inner->ops->readv(c->inner, iov, iovcnt);
+
+	if (n > 0 && c->counter)
+		atomic_fetch_add_explicit(c->counter, (uint64_t)n,
+					  memory_order_relaxed);
+	return n;
+}
+
+static ssize_t counted_writev(struct channel *ch, const struct iovec *iov,
+			      int iovcnt)
+{
+	struct counted_chan *c = to_counted(ch);
+
+	return c->inner->ops->writev(c->inner, iov, iovcnt);
+}
+
+static void counted_shutdown(struct channel *ch)
+{
+	chan_shutdown(to_counted(ch)->inner);
+}
+
+static void counted_close(struct channel *ch)
+{
+	chan_close(to_counted(ch)->inner);
+	free(to_counted(ch));
+}
+
+static const struct channel_ops counted_ops = {
+	.name = "counted",
+	.writev = counted_writev,
+	.readv = counted_readv,
+	.shutdown = counted_shutdown,
+	.close = counted_close,
+};
+
+/* Takes inner (closed on failure). */
+static struct channel *counted_new(struct channel *inner)
+{
+	struct counted_chan *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		chan_close(inner);
+		return NULL;
+	}
+	c->ch.ops = &counted_ops;
+	c->ch.fd = inner->fd;
+	c->ch.priv = c;
+	memcpy(c->ch.desc, inner->desc, sizeof(c->ch.desc));
+	c->inner = inner;
+	return &c->ch;
+}
+
+static void count_into(struct channel *ch, _Atomic uint64_t *counter)
+{
+	to_counted(ch)->counter = counter;
+}
+
+/* ---- data plane setup (first connection) ---------------------------------------- */
+
+static void fail_msg(struct incoming *inc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void fail_msg(struct incoming *inc, const char *fmt, ...)
+{
+	struct mig_error *err = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	mig_error_vset(&err, MIG_ERR_GENERIC, fmt, ap);
+	va_end(ap);
+	incoming_fail(inc, err);
+}
+
+static int sync_channels(void *opaque, struct mig_error **errp)
+{
+	struct incoming *inc = opaque;
+	int ret;
+
+	loadvm_set_stage(&inc->ld, LOADVM_STAGE_SYNC);
+	ret = mfd_recv_sync(inc->mfd, errp);
+	loadvm_set_stage(&inc->ld, LOADVM_STAGE_ITEM);
+	return ret;
+}
+
+static void mfd_failed(void *opaque, struct mig_error *err)
+{
+	incoming_fail(opaque, err);
+}
+
+/* What migd's destination cannot receive yet ends the migration here. */
+static int check_config(struct incoming *inc)
+{
+	enum mig_multifd_compression comp;
+
+	if (mig_config_tls_enabled(inc->cfg)) {
+		fail_msg(inc, "TLS is not supported by migd's incoming "
+			      "migration yet");
+		return -ENOTSUP;
+	}
+	comp = mig_config_multifd_compression(inc->cfg);
+	if (inc->multifd && comp != MIG_MULTIFD_COMPRESSION_NONE) {
+		fail_msg(inc, "multifd-compression '%s' is not supported by "
+			      "migd's incoming migration yet",
+			 mig_multifd_compression_names[comp]);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+static int prepare(struct incoming *inc)
+{
+	struct migd *md = inc->md;
+	struct ram_load_opts ro = { 0 };
+	struct mfd_recv_opts mo = { 0 };
+
+	inc->prepared = true;
+	inc->cfg = mig_config_snapshot(md->config);
+	if (!inc->cfg)
+		goto oom;
+	inc->multifd = mig_config_cap(inc->cfg, MIG_CAP_MULTIFD);
+	inc->idle_timeout_s = mig_config_incoming_idle_timeout(inc->cfg);
+	if (check_config(inc))
+		return -ENOTSUP;
+	ro.multifd = inc->multifd;
+	ro.flush_after_each_section = mig_config_knob(
+		inc->cfg, MIG_KNOB_MULTIFD_FLUSH_AFTER_EACH_SECTION);
+	ro.x_ignore_shared = mig_config_cap(inc->cfg, MIG_CAP_X_IGNORE_SHARED);
+	inc->rl = ram_load_new(md->guest, &ro);
+	if (!inc->rl)
+		goto oom;
+	if (inc->multifd) {
+		mo.channels = mig_config_multifd_channels(inc->cfg);
+		memcpy(mo.uuid, md->uuid, sizeof(mo.uuid));
+		inc->mfd = mfd_recv_new(&mo, inc->rl, mfd_failed, inc);
+		if (!inc->mfd)
+			goto oom;
+		ram_load_set_sync(inc->rl, sync_channels, inc);
+	}
+	return 0;
+oom:
+	fail_msg(inc, "Out of memory");
+	return -ENOMEM;
+}
+
+static void vms_opts_from(const struct incoming *inc, struct vms_opts *o)
+{
+	const struct mig_config *cfg = inc->cfg;
+
+	memset(o, 0, sizeof(*o));
+	o->send_configuration =
+		mig_config_knob(cfg, MIG_KNOB_SEND_CONFIGURATION);
+	o->send_section_footer =
+		mig_config_knob(cfg, MIG_KNOB_SEND_SECTION_FOOTER);
+	o->store_global_state =
+		mig_config_knob(cfg, MIG_KNOB_STORE_GLOBAL_STATE);
+	o->cap_mapped_ram = mig_config_cap(cfg, MIG_CAP_MAPPED_RAM);
+	o->cap_x_ignore_shared = mig_config_cap(cfg, MIG_CAP_X_IGNORE_SHARED);
+	o->send_uuid = inc->md->has_uuid &&
+		       mig_config_cap(cfg, MIG_CAP_VALIDATE_UUID);
+	memcpy(o->uuid, inc->md->uuid, sizeof(o->uuid));
+}
+
+/* ---- the incoming thread ------------------------------------------------------------ */
+
+static void *load_thread(void *opaque)
+{
+	struct incoming *inc = opaque;
+	struct mig_error *err = NULL;
+
+	pthread_setname_np(pthread_self(), "mig/dst/main");
+	incoming_post(inc, INCOMING_EV_ACTIVE);
+	if (loadvm_run(&inc->ld, &err))
+		incoming_fail(inc, err);
+	else
+		incoming_post(inc, INCOMING_EV_LOADED);
+	return NULL;
+}
+
+/* Takes ch. */
+static void start_main(struct incoming *inc, struct channel *ch)
+{
+	struct vms_opts vo;
+	int ret;
+
+	count_into(ch, &inc->main_bytes);
+	inc->main_f = qfile_reader_new(ch);
+	if (!inc->main_f) {
+		chan_close(ch);
+		fail_msg(inc, "Out of memory");
+		return;
+	}
+	pthread_mutex_lock(&inc->lock);
+	inc->main_ch = ch;
+	pthread_mutex_unlock(&inc->lock);
+	vms_opts_from(inc, &vo);
+	loadvm_init(&inc->ld, inc->main_f, inc->rl, &vo,
+		    mig_config_cap(inc->cfg, MIG_CAP_SWITCHOVER_ACK));
+	ret = pthread_create(&inc->load_thread, NULL, load_thread, inc);
+	if (ret) {
+		fail_msg(inc, "Unable to start the incoming migration thread: "
+			      "%s", strerror(ret));
+		return;
+	}
+	inc->load_started = true;
+	log_info("incoming migration: main channel from %s", ch->desc);
+}
+
+/* ---- classification ---------------------------------------------------------------- */
+
+static bool have_all_channels(struct incoming *inc)
+{
+	return inc->main_ch && (!inc->mfd || mfd_recv_all_connected(inc->mfd));
+}
+
+static struct channel *take_pending(struct incoming *inc, int i)
+{
+	struct channel *ch = inc->pending[i].ch;
+
+	ev_loop_del_fd(inc->md->loop, ch->fd);
+	inc->pending[i] = inc->pending[--inc->npending];
+	return ch;
+}
+
+static void drop_pending(struct incoming *inc, int i, const char *why)
+{
+	struct channel *ch = take_pending(inc, i);
+
+	log_warn("incoming migration: dropping connection from %s: %s",
+		 ch->desc, why);
+	chan_close(ch);
+}
+
+static void extra_connection(struct channel *ch)
+{
+	log_warn("incoming migration: Extra incoming migration connection "
+		 "from %s; ignoring", ch->desc);
+	chan_close(ch);
+}
+
+/* A multifd channel's 64 bytes are all there (peeked): consume them. */
+static void start_multifd(struct incoming *inc, int i)
+{
+	uint8_t init[MFD_INIT_SIZE];
+	struct channel *ch = take_pending(inc, i);
+	struct mig_error *err = NULL;
+	unsigned id;
+
+	if (recv(ch->fd, init, sizeof(init), MSG_DONTWAIT) !=
+	    (ssize_t)sizeof(init)) {
+		chan_close(ch);
+		fail_msg(inc, "Unable to read from socket: %s",
+			 strerror(errno));
+		return;
+	}
+	atomic_fetch_add(&inc->multifd_bytes, sizeof(init));
+	if (mfd_recv_accept_init(inc->mfd, init, &id, &err)) {
+		chan_close(ch);
+		incoming_fail(inc, err);
+		return;
+	}
+	count_into(ch, &inc->multifd_bytes);
+	log_info("incoming migration: multifd channel %u from %s", id,
+		 ch->desc);
+	if (mfd_recv_start(inc->mfd, id, ch, &err))
+		incoming_fail(inc, err);
+}
+
+static void classify(struct incoming *inc, int i, uint32_t events)
+{
+	uint8_t buf[MFD_INIT_SIZE];
+	bool closed = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+	ssize_t n = recv(inc->pending[i].ch->fd, buf, sizeof(buf),
+			 MSG_PEEK | MSG_DONTWAIT);
+
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			drop_pending(inc, i, strerror(errno));
+		return;
+	}
+	if (n >= 4 && mfd_load_be32(buf) == QEVM_MAGIC) {
+		struct channel *ch = take_pending(inc, i);
+
+		if (inc->main_ch)
+			extra_connection(ch);
+		else
+			start_main(inc, ch);
+	} else if (n < 4) {
+		if (n == 0 || closed)
+			drop_pending(inc, i, "closed before identifying itself");
+	} else if (n == MFD_INIT_SIZE) {
+		start_multifd(inc, i);
+	} else if (closed) {
+		/* a multifd channel (QEMU calls any non-QEVM one that) whose
+		 * init packet was cut short */
+		chan_close(take_pending(inc, i));
+		fail_msg(inc, "Unexpected end-of-file before all data were "
+			      "read");
+	}
+}
+
+static void on_pending(struct ev_loop *loop, int fd, uint32_t events,
+		       void *opaque)
+{
+	struct incoming *inc = opaque;
+
+	for (int i = 0; i < inc->npending; i++) {
+		if (inc->pending[i].ch->fd == fd) {
+			if (atomic_load(&inc->ending))
+				drop_pending(inc, i, "the migration ended");
+			else
+				classify(inc, i, events);
+			return;
+		}
+	}
+}
+
+static void add_pending(struct incoming *inc, struct channel *ch)
+{
+	const uint32_t ev = EPOLLIN | EPOLLRDHUP | EPOLLET;
+
+	if (inc->npending == INCOMING_MAX_PENDING) {
+		log_warn("incoming migration: too many unidentified "
+			 "connections; dropping %s", ch->desc);
+		chan_close(ch);
+		return;
+	}
+	if (ev_loop_add_fd(inc->md->loop, ch->fd, ev, on_pending, inc) < 0) {
+		chan_close(ch);
+		return;
+	}
+	inc->pending[inc->npending].ch = ch;
+	inc->pending[inc->npending].since_ms = ev_now_ms();
+	inc->npending++;
+}
+
+/* Takes ch. */
+static void new_connection(struct incoming *inc, struct channel *ch)
+{
+	if (atomic_load(&inc->ending) || inc->finished) {
+		chan_close(ch);
+		return;
+	}
+	if (!inc->prepared && prepare(inc)) {
+		chan_close(ch);
+		return;
+	}
+	ch = counted_new(ch);
+	if (!ch)
+		return;
+	if (have_all_channels(inc))
+		extra_connection(ch);
+	else if (!inc->multifd)
+		start_main(inc, ch);
+	else
+		add_pending(inc, ch);
+}
+
+static void on_accept(struct ev_loop *loop, int fd, uint32_t events,
+		      void *opaque)
+{
+	struct incoming *inc = opaque;
+	struct mig_error *err = NULL;
+	struct channel *ch;
+	int ret;
+
+	for (;;) {
+		ret = sock_accept(fd, &ch, &err);
+		if (ret == -EAGAIN)
+			return;
+		if (ret < 0) {
+			log_warn("incoming migration: %s", err->desc);
+			mig_error_free(err);
+			return;
+		}
+		new_connection(inc, ch);
+	}
+}
+
+/* ---- idle policy --------------------------------------------------------------------- */
+
+static unsigned idle_timeout(struct incoming *inc)
+{
+	if (inc->prepared)
+		return inc->idle_timeout_s;
+	return mig_config_incoming_idle_timeout(inc->md->config);
+}
+
+static void expire_pending(struct incoming *inc, unsigned timeout_s)
+{
+	uint64_t now = ev_now_ms();
+
+	for (int i = inc->npending - 1; i >= 0; i--)
+		if (now - inc->pending[i].since_ms >= timeout_s * 1000ull)
+			drop_pending(inc, i, "nothing identified it in time");
+}
+
+/* True when silence is what a pausing source looks like. */
+static bool may_pause(struct incoming *inc)
+{
+	enum loadvm_stage st = inc->load_started ? loadvm_get_stage(&inc->ld)
+						 : LOADVM_STAGE_BOUNDARY;
+
+	if (st != LOADVM_STAGE_BOUNDARY && st != LOADVM_STAGE_DONE)
+		return false;
+	return !inc->mfd || mfd_recv_idle(inc->mfd);
+}
+
+static void check_idle(struct incoming *inc, unsigned timeout_s)
+{
+	uint64_t progress = atomic_load(&inc->main_bytes) +
+			    atomic_load(&inc->multifd_bytes);
+
+	if (progress != inc->last_progress) {
+		inc->last_progress = progress;
+		inc->idle_ms = 0;
+		return;
+	}
+	inc->idle_ms += TICK_MS;
+	if (inc->idle_ms < timeout_s * 1000ull || atomic_load(&inc->ending))
+		return;
+	if (inc->load_started &&
+	    loadvm_get_stage(&inc->ld) == LOADVM_STAGE_VMDESC) {
+		/* the state is complete; stop waiting for the vmdesc */
+		chan_shutdown(inc->main_ch);
+		return;
+	}
+	if (!may_pause(inc))
+		fail_msg(inc, "No data received from the migration source for "
+			      "%u seconds (x-incoming-idle-timeout)",
+			 timeout_s);
+}
+
+static void on_tick(struct ev_loop *loop, void *opaque)
+{
+	struct incoming *inc = opaque;
+	unsigned timeout_s = idle_timeout(inc);
+
+	inc->timer = -1;
+	if (inc->finished)
+		return;
+	if (timeout_s) {
+		expire_pending(inc, timeout_s);
+		check_idle(inc, timeout_s);
+	}
+	inc->timer = ev_loop_add_timer(loop, TICK_MS, on_tick, inc);
+}
+
+/* ---- listening and teardown ----------------------------------------------------------- */
+
+/* socket-address lists the listeners last first, as QEMU prepends. */
+static json_t *listener_addresses(struct incoming *inc)
+{
+	json_t *list = json_array();
+
+	for (int i = inc->nlfds - 1; list && i >= 0; i--) {
+		json_t *a = sock_local_address_json(inc->lfds[i]);
+
+		if (a)
+			json_array_append_new(list, a);
+	}
+	return list;
+}
+
+static void close_listeners(struct incoming *inc)
+{
+	for (int i = 0; i < inc->nlfds; i++) {
+		ev_loop_del_fd(inc->md->loop, inc->lfds[i]);
+		sock_listen_cleanup(inc->lfds[i]);
+		close(inc->lfds[i]);
+	}
+	inc->nlfds = 0;
+	json_decref(inc->socket_address);
+	inc->socket_address = NULL;
+}
+
+int incoming_listen(struct incoming *inc, struct mig_error **errp)
+{
+	struct ev_loop *loop = inc->md->loop;
+	int ret = sock_listen(&inc->addr, inc->lfds, &inc->nlfds,
+			      INCOMING_MAX_LISTEN, errp);
+
+	if (ret)
+		return ret;
+	for (int i = 0; i < inc->nlfds; i++) {
+		ret = ev_loop_add_fd(loop, inc->lfds[i], EPOLLIN, on_accept,
+				     inc);
+		if (ret) {
+			for (int j = i; j < inc->nlfds; j++)
+				close(inc->lfds[j]); /* never watched */
+			inc->nlfds = i;
+			close_listeners(inc);
+			mig_error_setg(errp, "Cannot watch the listening "
+					     "socket: %s", strerror(-ret));
+			return ret;
+		}
+	}
+	inc->socket_address = listener_addresses(inc);
+	inc->timer = ev_loop_add_timer(loop, TICK_MS, on_tick, inc);
+	return 0;
+}
+
+void incoming_teardown(struct incoming *inc)
+{
+	struct channel *main_ch;
+
+	if (inc->finished)
+		return;
+	inc->finished = true;
+	if (inc->timer >= 0)
+		ev_loop_cancel_timer(inc->md->loop, inc->timer);
+	inc->timer = -1;
+	close_listeners(inc);
+	while (inc->npending)
+		chan_close(take_pending(inc, inc->npending - 1));
+	/* Kick, join, then close: no thread may see a freed channel. */
+	mfd_recv_shutdown(inc->mfd);
+	pthread_mutex_lock(&inc->lock);
+	main_ch = inc->main_ch;
+	if (main_ch)
+		chan_shutdown(main_ch);
+	pthread_mutex_unlock(&inc->lock);
+	if (inc->load_started)
+		pthread_join(inc->load_thread, NULL);
+	inc->load_started = false;
+	mfd_recv_free(inc->mfd);
+	inc->mfd = NULL;
+	qfile_free(inc->main_f);
+	inc->main_f = NULL;
+	pthread_mutex_lock(&inc->lock);
+	inc->main_ch = NULL;
+	pthread_mutex_unlock(&inc->lock);
+	chan_close(main_ch);
+	ram_load_free(inc->rl);
+	inc->rl = NULL;
+	mig_config_free(inc->cfg);
+	inc->cfg = NULL;
+	mig_config_set_incoming_started(inc->md->config, false);
+}
