@@ -74,6 +74,11 @@ $(BUILD)/ramdigest: $(BUILD)/contrib/ramdigest.o $(LIBMIGD)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# migd-limits [MiB]: the machine's limits for docs/benchmarks.md (perf/).
+$(BUILD)/migd-limits: $(BUILD)/perf/limits.o $(LIBMIGD)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 # Objects first, then the archive (extra objects may be added per test).
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBMIGD)
 	@$(if $(Q),echo "  LINK    $@")
@@ -142,5 +147,6 @@ help:
 	@echo "make format    clang-format every source file"
 
 -include $(BUILD)/contrib/ramdigest.d
+-include $(BUILD)/perf/limits.d
 -include $(LIB_OBJS:.o=.d) $(BUILD)/control/main.d $(BUILD)/contrib/migctl.d \
 	$(MIGCTL_OBJS:.o=.d)

@@ -21,6 +21,7 @@ PACKAGES=(
 	clang-format      # make format
 	iproute2          # ss/ip in network tests
 	procps            # ps/pgrep in tests
+	iperf3            # make bench: loopback TCP limit
 )
 
 # Prints the packages from PACKAGES that are not installed.

@@ -2,11 +2,15 @@
  * line and summary text (see migctl_progress.h). Pure functions. */
 #include "contrib/migctl_progress.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DEFAULT_PAGE_SIZE 4096u
+/* The live line's bar: 8 cells fit next to the numbers on 80 columns. */
+#define BAR_MIN_CELLS 8
+#define BAR_MAX_CELLS 40
 
 /* Reads a non-negative number; false (and *out untouched) otherwise. */
 static bool get_u64(const json_t *obj, const char *key, uint64_t *out)
@@ -63,7 +67,7 @@ static void parse_ram(const json_t *ram, struct mctl_progress *p)
 
 	p->has_ram = json_is_object(ram);
 	get_u64(ram, "transferred", &p->transferred);
-	get_u64(ram, "remaining", &p->remaining);
+	p->has_remaining = get_u64(ram, "remaining", &p->remaining);
 	get_u64(ram, "total", &p->total);
 	get_u64(ram, "normal", &p->normal);
 	get_u64(ram, "duplicate", &p->duplicate);
@@ -108,6 +112,12 @@ double mctl_progress_percent(const struct mctl_progress *p)
 	uint64_t denom = p->transferred + p->remaining;
 	double pct;
 
+	if (p->has_remaining && p->total) {
+		if (p->remaining >= p->total)
+			return 0.0;
+		return 100.0 * (double)(p->total - p->remaining) /
+		       (double)p->total;
+	}
 	if (denom < p->transferred) /* wrapped: saturate */
 		denom = UINT64_MAX;
 	if (p->total > denom)
@@ -136,12 +146,15 @@ void mctl_format_bytes(uint64_t bytes, char *buf, size_t len)
 	snprintf(buf, len, v < 10.0 ? "%.2f %s" : "%.1f %s", v, units[u]);
 }
 
-/* Everything after the bar, so the bar can be sized. mbps is megabits per
- * second (QEMU's unit): shown as MB/s. Before RAM statistics exist (setup),
- * the elapsed time is all there is to show. */
-static void format_tail(const struct mctl_progress *p, char *buf, size_t len)
+/* Everything after the bar, so the bar can be sized; fixed field widths
+ * when padded. The percentage is rounded down (100.0% only when nothing
+ * remains). mbps is megabits per second (QEMU's unit): shown as MB/s.
+ * Before RAM statistics exist (setup), the elapsed time is all there is to
+ * show. */
+static void format_tail(const struct mctl_progress *p, bool padded, char *buf,
+			size_t len)
 {
-	double dirty_mbs;
+	double dirty_mbs, pct;
 	char rem[32];
 
 	if (!p->has_ram) {
@@ -150,10 +163,19 @@ static void format_tail(const struct mctl_progress *p, char *buf, size_t len)
 	}
 	mctl_format_bytes(p->remaining, rem, sizeof(rem));
 	dirty_mbs = (double)p->dirty_pages_rate * (double)p->page_size / 1e6;
-	snprintf(buf, len,
-		 "%5.1f%%  %.1f MB/s  rem %s  dirty %.1f MB/s  iter %llu",
-		 mctl_progress_percent(p), p->mbps / 8.0, rem, dirty_mbs,
-		 (unsigned long long)p->dirty_sync_count);
+	pct = floor(mctl_progress_percent(p) * 10.0 + 1e-9) / 10.0;
+	if (padded)
+		snprintf(buf, len,
+			 "%5.1f%%  %6.1f MB/s  rem %10s  dirty %5.1f MB/s  "
+			 "iter %llu",
+			 pct, p->mbps / 8.0, rem, dirty_mbs,
+			 (unsigned long long)p->dirty_sync_count);
+	else
+		snprintf(buf, len,
+			 "%5.1f%%  %.1f MB/s  rem %s  dirty %.1f MB/s  "
+			 "iter %llu",
+			 pct, p->mbps / 8.0, rem, dirty_mbs,
+			 (unsigned long long)p->dirty_sync_count);
 }
 
 static void format_bar(double pct, int cells, char *buf)
@@ -176,14 +198,16 @@ void mctl_progress_line(const struct mctl_progress *p, int width, bool with_bar,
 
 	if (!len)
 		return;
-	format_tail(p, tail, sizeof(tail));
+	format_tail(p, true, tail, sizeof(tail));
 	/* status, space, [bar], space, tail: the bar takes what is left */
 	cells = width - 1 - (int)strlen(status) - (int)strlen(tail) - 4;
-	if (with_bar && p->has_ram && cells >= 10) {
-		format_bar(mctl_progress_percent(p), cells > 40 ? 40 : cells,
-			   bar);
+	if (with_bar && p->has_ram && cells >= BAR_MIN_CELLS) {
+		if (cells > BAR_MAX_CELLS)
+			cells = BAR_MAX_CELLS;
+		format_bar(mctl_progress_percent(p), cells, bar);
 		snprintf(buf, len, "%s %s %s", status, bar, tail);
 	} else {
+		format_tail(p, false, tail, sizeof(tail));
 		snprintf(buf, len, "%s  %s", status, tail);
 	}
 	if (width > 1 && (size_t)width - 1 < len)

@@ -24,7 +24,7 @@ struct mctl_progress {
 	char status[32];
 	char error_desc[512];
 	bool has_total_time, has_downtime, has_setup_time;
-	bool has_ram;
+	bool has_ram, has_remaining;
 	int64_t total_time_ms;
 	int64_t downtime_ms;
 	int64_t setup_time_ms;
@@ -43,16 +43,20 @@ struct mctl_progress {
  * migration). */
 void mctl_progress_parse(const json_t *info, struct mctl_progress *p);
 enum mctl_phase mctl_progress_phase(const struct mctl_progress *p);
-/* Share of RAM sent, 0..100: transferred / max(total, transferred +
- * remaining), so it reaches 100 only when nothing remains. */
+/* Share of RAM done, 0..100: (total - remaining) / total, as virsh counts
+ * it (zero pages cost almost no bytes, so transferred says little; after a
+ * dirty sync the share goes down again). Without remaining or total:
+ * transferred / max(total, transferred + remaining). */
 double mctl_progress_percent(const struct mctl_progress *p);
 
 /* Binary units: "0 B", "512 B", "1.50 KiB", "512.0 MiB", "2.00 GiB". */
 void mctl_format_bytes(uint64_t bytes, char *buf, size_t len);
 
-/* The live line, at most width - 1 characters (a bar when there is room
- * and with_bar is set; width <= 0: no limit), e.g. "active [####----]
- * 47.2%  118.3 MB/s  rem 540.0 MiB  dirty 0.0 MB/s  iter 1". */
+/* The live line, at most width - 1 characters (width <= 0: no limit),
+ * e.g. "active   47.2%  118.3 MB/s  rem 540.0 MiB  dirty 0.0 MB/s  iter 1".
+ * With with_bar and room for it, a bar follows the status and the numbers
+ * get fixed widths, so redraws do not make the bar jump: "active [###---]
+ *  47.2%    118.3 MB/s  rem  540.0 MiB  dirty    0.0 MB/s  iter 1". */
 void mctl_progress_line(const struct mctl_progress *p, int width, bool with_bar,
 			char *buf, size_t len);
 

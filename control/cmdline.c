@@ -230,6 +230,9 @@ static int read_backend_props(struct opts *o, struct cmdline_backend *b,
 	if (b->backing == RAM_BACKING_MEMFD &&
 	    !opts_get_bool(o, "seal", &b->seal, errp))
 		return -EINVAL;
+	if (b->backing == RAM_BACKING_ANON &&
+	    !opts_get_bool(o, "x-thp", &b->thp, errp))
+		return -EINVAL;
 	path = b->backing == RAM_BACKING_FILE ? opts_get(o, "mem-path") : NULL;
 	bad = opts_first_unused(o);
 	if (bad) {
@@ -763,6 +766,7 @@ static void backend_to_config(const struct cmdline_backend *b,
 		.prealloc = b->prealloc,
 		.seal = b->seal,
 		.prealloc_threads = b->prealloc_threads,
+		.thp = b->thp,
 	};
 }
 

@@ -24,7 +24,7 @@ struct cmdline_backend {
 	enum ram_backing backing;
 	uint64_t size;
 	char *mem_path;
-	bool share, prealloc, seal;
+	bool share, prealloc, seal, thp;
 	unsigned prealloc_threads;
 };
 

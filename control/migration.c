@@ -984,7 +984,7 @@ static json_t *qmp_query_migrationthreads(struct migd *md,
 	json_t *list;
 	char name[32];
 
-	if (!no_args(args, errp))
+	if (!qapi_no_args(args, errp))
 		return NULL;
 	list = json_array();
 	if (!m || !mig_status_is_running(get_status(m)))

@@ -66,7 +66,7 @@ static size_t fd_page_size(int fd)
 	return host_page_size();
 }
 
-static int map_anon(struct ram_block *b, bool share)
+static int map_anon(struct ram_block *b, bool share, bool thp)
 {
 	size_t len = b->mapped_length, total = len + RAM_ANON_ALIGN;
 	int flags = MAP_ANONYMOUS | MAP_NORESERVE |
@@ -86,7 +86,8 @@ static int map_anon(struct ram_block *b, bool share)
 	b->map_base = host;
 	b->map_len = len;
 	/* THP is a performance hint: a kernel without it still works. */
-	madvise(host, len, MADV_HUGEPAGE);
+	if (thp)
+		madvise(host, len, MADV_HUGEPAGE);
 	return 0;
 }
 
@@ -113,7 +114,7 @@ static int alloc_anon(struct ram_block *b, const struct ram_block_config *cfg,
 	b->page_size = host_page_size();
 	b->used_length = align_up(cfg->size, b->page_size);
 	b->mapped_length = b->used_length;
-	ret = map_anon(b, cfg->share);
+	ret = map_anon(b, cfg->share, cfg->thp);
 	if (ret < 0)
 		mig_error_setg(errp, "cannot set up guest memory '%s': %s",
 			       b->name, strerror(-ret));

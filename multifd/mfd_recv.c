@@ -203,6 +203,14 @@ bool mfd_recv_idle(struct mfd_recv *r)
 	return true;
 }
 
+bool mfd_recv_any_parked(struct mfd_recv *r)
+{
+	for (unsigned i = 0; i < r->o.channels; i++)
+		if (get_state(&r->chans[i]) == CHAN_PARKED)
+			return true;
+	return false;
+}
+
 /* ---- the barrier ----------------------------------------------------------------- */
 
 /* A channel that ended (or never will park) before a sync completes. */

@@ -64,6 +64,9 @@ void mfd_recv_shutdown(struct mfd_recv *r);
 /* True when no channel is in the middle of a packet: each one waits for a
  * packet's first byte, sits at a SYNC, or has ended. Any thread. */
 bool mfd_recv_idle(struct mfd_recv *r);
+/* True when some channel sits at a SYNC, waiting for mfd_recv_sync().
+ * Any thread. */
+bool mfd_recv_any_parked(struct mfd_recv *r);
 
 /* The receive loop of one channel on the calling thread (what each
  * thread runs): 0 at a clean end of stream, or -errno with *errp. For

@@ -166,8 +166,14 @@ static int multifd_flush_and_sync(struct ram_save *rs, bool put_flush_record)
 	ret = flush_batch(rs);
 	if (!ret)
 		ret = mfd_send_sync(rs->o.mfd);
-	if (!ret && put_flush_record)
+	if (!ret && put_flush_record) {
 		qfile_put_be64(rs->f, RAM_SAVE_FLAG_MULTIFD_FLUSH);
+		/* Send it now (as QEMU does): the destination's channels wait
+		 * at their SYNC until it reads this record, so pages queued
+		 * behind the SYNCs would otherwise fill the sockets while the
+		 * record sits in our buffer, and both sides wait for ever. */
+		ret = qfile_flush(rs->f);
+	}
 	return ret;
 }
 

@@ -1,16 +1,34 @@
 /* limits.c — the machine's own limits that migration figures are compared
  * with (docs/benchmarks.md): memcpy bandwidth, the cost of first-touching
- * fresh anonymous memory (4 KiB pages and THP), and zero-page scanning.
- * Prints one JSON object. Standalone tool: `build/migd-limits [MiB]`. */
+ * fresh anonymous memory (4 KiB pages and THP, warm and cold, one and two
+ * threads), and zero-page scanning. Prints one JSON object. Standalone,
+ * single process: `build/migd-limits [-c COLD_SECONDS] [MiB]`.
+ *
+ * Warm vs cold: on a VM whose kernel reports free pages to the host
+ * (page_reporting), memory freed a few seconds ago has been handed back and
+ * the next first touch also pays the host's fault. "Warm" touches memory
+ * freed just before; "cold" touches and frees a region twice the size, then
+ * waits COLD_SECONDS (default 3) so the freed pages are reported. */
+#include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "multifd/mfd_send.h"
+
+#define LIMITS_PAGE 4096
+#define LIMITS_MAX_THREADS 2
+
+struct touch_job {
+	uint8_t *start;
+	size_t len;
+};
 
 static double now_s(void)
 {
@@ -53,14 +71,50 @@ static double memcpy_gbs(size_t len)
 	return best;
 }
 
-/* GB/s of first writes to fresh memory, 4 KiB at a time. */
-static double first_touch_gbs(size_t len, int advice)
+static void *touch_worker(void *opaque)
 {
+	struct touch_job *job = opaque;
+
+	for (size_t off = 0; off < job->len; off += LIMITS_PAGE)
+		job->start[off] = 1;
+	return NULL;
+}
+
+/* Touches and frees 2*len bytes so the next allocation meets memory that
+ * was just freed; with cold_s > 0 waits for the kernel to report it. */
+static void prepare_memory(size_t len, unsigned cold_s)
+{
+	struct touch_job job = {map(2 * len, MADV_NOHUGEPAGE), 2 * len};
+
+	touch_worker(&job);
+	munmap(job.start, job.len);
+	if (cold_s)
+		sleep(cold_s);
+}
+
+/* GB/s of first writes to fresh memory, one byte per 4 KiB page, split
+ * over nthreads threads (a thread that cannot start runs inline). */
+static double first_touch_gbs(size_t len, int advice, unsigned nthreads)
+{
+	struct touch_job jobs[LIMITS_MAX_THREADS];
+	pthread_t tids[LIMITS_MAX_THREADS];
+	bool started[LIMITS_MAX_THREADS] = {false};
 	uint8_t *a = map(len, advice);
+	size_t part = len / nthreads / LIMITS_PAGE * LIMITS_PAGE;
 	double t0 = now_s();
 
-	for (size_t off = 0; off < len; off += 4096)
-		a[off] = 1;
+	for (unsigned i = 0; i < nthreads; i++) {
+		jobs[i].start = a + i * part;
+		jobs[i].len = i + 1 == nthreads ? len - i * part : part;
+		started[i] = nthreads > 1 &&
+			     pthread_create(&tids[i], NULL, touch_worker,
+					    &jobs[i]) == 0;
+		if (!started[i])
+			touch_worker(&jobs[i]);
+	}
+	for (unsigned i = 0; i < nthreads; i++)
+		if (started[i])
+			pthread_join(tids[i], NULL);
 	double gbs = (double)len / (now_s() - t0) / 1e9;
 	munmap(a, len);
 	return gbs;
@@ -74,22 +128,56 @@ static double zero_scan_gbs(size_t len)
 
 	memset(a, 0, len);
 	t0 = now_s();
-	for (size_t off = 0; off < len; off += 4096)
+	for (size_t off = 0; off < len; off += LIMITS_PAGE)
 		zero += mfd_page_is_zero(a + off);
 	double gbs = (double)len / (now_s() - t0) / 1e9;
 	munmap(a, len);
 	return zero ? gbs : 0;
 }
 
+static double touch_after(size_t len, unsigned cold_s, int advice,
+			  unsigned nthreads)
+{
+	prepare_memory(len, cold_s);
+	return first_touch_gbs(len, advice, nthreads);
+}
+
+static int parse_args(int argc, char **argv, size_t *mib, unsigned *cold_s)
+{
+	int opt;
+
+	while ((opt = getopt(argc, argv, "c:")) != -1) {
+		if (opt != 'c')
+			return -EINVAL;
+		*cold_s = (unsigned)strtoul(optarg, NULL, 0);
+	}
+	if (optind < argc)
+		*mib = strtoul(argv[optind], NULL, 0);
+	return *mib > 0 && *mib <= (1u << 20) && *cold_s <= 60 ? 0 : -EINVAL;
+}
+
 int main(int argc, char **argv)
 {
-	size_t mib = argc > 1 ? strtoul(argv[1], NULL, 0) : 1024;
-	size_t len = mib << 20;
+	size_t mib = 1024;
+	unsigned cold_s = 3;
 
-	printf("{\"size_mib\": %zu, \"memcpy_gbs\": %.2f, "
-	       "\"first_touch_4k_gbs\": %.2f, \"first_touch_thp_gbs\": %.2f, "
-	       "\"zero_scan_gbs\": %.2f}\n",
-	       mib, memcpy_gbs(len), first_touch_gbs(len, MADV_NOHUGEPAGE),
-	       first_touch_gbs(len, MADV_HUGEPAGE), zero_scan_gbs(len));
+	if (parse_args(argc, argv, &mib, &cold_s) < 0) {
+		fprintf(stderr, "usage: migd-limits [-c COLD_SECONDS] [MiB]\n");
+		return 2;
+	}
+	size_t len = mib << 20;
+	printf("{\"size_mib\": %zu, \"cold_wait_s\": %u, \"memcpy_gbs\": %.2f, ",
+	       mib, cold_s, memcpy_gbs(len));
+	printf("\"zero_scan_gbs\": %.2f, ", zero_scan_gbs(len));
+	printf("\"first_touch_4k_warm_gbs\": %.2f, ",
+	       touch_after(len, 0, MADV_NOHUGEPAGE, 1));
+	printf("\"first_touch_thp_warm_gbs\": %.2f, ",
+	       touch_after(len, 0, MADV_HUGEPAGE, 1));
+	printf("\"first_touch_4k_cold_gbs\": %.2f, ",
+	       touch_after(len, cold_s, MADV_NOHUGEPAGE, 1));
+	printf("\"first_touch_thp_cold_gbs\": %.2f, ",
+	       touch_after(len, cold_s, MADV_HUGEPAGE, 1));
+	printf("\"first_touch_4k_cold_2t_gbs\": %.2f}\n",
+	       touch_after(len, cold_s, MADV_NOHUGEPAGE, 2));
 	return 0;
 }

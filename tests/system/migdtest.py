@@ -175,8 +175,9 @@ class Migd:
             raise RuntimeError("migd exited early: %s" % self.read_stderr())
 
     def read_stderr(self):
-        self.stderr.flush()
-        with open(self.log_path + ".stderr") as f:
+        if not self.stderr.closed:
+            self.stderr.flush()
+        with open(self.log_path + ".stderr", errors="replace") as f:
             return f.read()
 
     def qmp(self, negotiate=True, tcp=False):

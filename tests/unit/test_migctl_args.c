@@ -209,6 +209,17 @@ static void test_progress_percent(void **state)
 	assert_true(mctl_progress_percent(&p) <= 100.0);
 	p = (struct mctl_progress){0};
 	assert_true(mctl_progress_percent(&p) == 0.0);
+	/* with remaining reported: the share of RAM done, whatever it cost
+	 * on the wire (zero pages are nearly free) */
+	parse_text("{\"status\": \"active\", \"ram\": {\"transferred\": "
+		   "4096, \"remaining\": 805306368, \"total\": 1073741824}}",
+		   &p);
+	assert_true(p.has_remaining);
+	assert_true(mctl_progress_percent(&p) == 25.0);
+	p.remaining = 2000000000; /* more than total: nothing done */
+	assert_true(mctl_progress_percent(&p) == 0.0);
+	p.remaining = 0;
+	assert_true(mctl_progress_percent(&p) == 100.0);
 }
 
 static void test_format_bytes(void **state)
@@ -238,16 +249,23 @@ static void test_progress_line(void **state)
 	mctl_progress_line(&p, 0, false, line, sizeof(line));
 	assert_string_equal(line, "active   50.0%  300.0 MB/s  rem 512.0 MiB"
 				  "  dirty 10.2 MB/s  iter 2");
-	/* the bar fills the line up to width - 1 ... */
+	/* the bar fills the line up to width - 1; with a bar the numbers
+	 * have fixed widths so that redraws keep the bar's size ... */
 	mctl_progress_line(&p, 80, true, line, sizeof(line));
-	assert_string_equal(line, "active [######-----]  50.0%  300.0 MB/s  "
-				  "rem 512.0 MiB  dirty 10.2 MB/s  iter 2");
+	assert_string_equal(line, "active [####----]  50.0%   300.0 MB/s  "
+				  "rem  512.0 MiB  dirty  10.2 MB/s  iter 2");
 	assert_int_equal(strlen(line), 79);
+	p.mbps = 8000.0;
+	p.remaining = 1000;
+	mctl_progress_line(&p, 80, true, line, sizeof(line));
+	assert_string_equal(line, "active [########]  99.9%  1000.0 MB/s  "
+				  "rem     1000 B  dirty  10.2 MB/s  iter 2");
+	parse_text(active_reply, &p);
 	/* ... up to 40 cells */
 	mctl_progress_line(&p, 200, true, line, sizeof(line));
 	assert_string_equal(line, "active [####################-----------"
-				  "---------]  50.0%  300.0 MB/s  rem 512.0 "
-				  "MiB  dirty 10.2 MB/s  iter 2");
+				  "---------]  50.0%   300.0 MB/s  rem  512.0 "
+				  "MiB  dirty  10.2 MB/s  iter 2");
 	/* a narrow terminal: no bar, cut to width - 1 */
 	mctl_progress_line(&p, 30, true, line, sizeof(line));
 	assert_string_equal(line, "active   50.0%  300.0 MB/s  r");

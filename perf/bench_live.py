@@ -1,0 +1,594 @@
+#!/usr/bin/env python3
+"""bench_live.py — `make bench`: live-migration figures for docs/benchmarks.md.
+
+Drives real migd processes over QMP (the helpers of tests/system/migdtest.py)
+and measures, against the machine's own limits taken in the same run:
+
+  limits  loopback TCP (iperf3, 1 and 2 streams), memcpy, first touch of
+          fresh memory (4 KiB / THP, cold), zero scan (build/migd-limits)
+  random  N GiB of random RAM, source stopped, single stream and multifd
+          1/2/4 channels, destination RAM anonymous (default), anonymous with
+          x-thp=on, and prealloc=on: GB/s, CPU s per GB, downtime
+  zero    N GiB of zero RAM: time and bytes on the wire
+  live    a converging workload: measured vs expected downtime
+  rss     sender overhead: source RSS beyond guest RAM, 1/4/8 channels
+
+Every migration's RAM is verified with x-query-ram-digest on both sides; a
+mismatch aborts the suite. Each figure is the median of the runs with
+min/max; compared configurations run in alternating order run to run.
+Prints markdown tables on stdout, progress on stderr, raw results as JSON
+(--json). Python 3 stdlib only; to be replaced by migperf.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GiB = 1 << 30
+MiB = 1 << 20
+GB = 1e9
+
+
+# ---- processes and /proc ---------------------------------------------------
+
+def proc_cpu_s(pid):
+    """utime + stime of a process, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status_kb(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def mapping_rss_kb(pid, size):
+    """Rss of the mapping that is exactly `size` bytes (the guest RAM)."""
+    want, cur = size // 1024, None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if parts[0] == "Size:":
+                cur = int(parts[1])
+            elif parts[0] == "Rss:" and cur == want:
+                return int(parts[1])
+    return None
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def wait_quiet(limit, max_wait):
+    """Waits (up to max_wait s) for the 1-minute load average to drop below
+    limit: other work on this 2-core machine skews every figure."""
+    deadline = time.monotonic() + max_wait
+    while loadavg() >= limit and time.monotonic() < deadline:
+        time.sleep(2)
+    return loadavg()
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+# ---- statistics and tables -------------------------------------------------
+
+def stat(values):
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None
+    return {"median": statistics.median(vals), "min": min(vals),
+            "max": max(vals), "n": len(vals)}
+
+
+def fmt(s, prec=2):
+    if s is None:
+        return "–"
+    m = "%.*f" % (prec, s["median"])
+    if s["n"] == 1:
+        return m
+    return "%s (%.*f–%.*f)" % (m, prec, s["min"], prec, s["max"])
+
+
+def table(headers, rows):
+    out = ["| " + " | ".join(headers) + " |",
+           "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# ---- machine ---------------------------------------------------------------
+
+def read_first(path, default=""):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
+def machine_info():
+    model = ""
+    for line in read_first("/proc/cpuinfo").splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem_kb = 0
+    for line in read_first("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    cmdline = read_first("/proc/cmdline").split()
+    reporting = [a for a in cmdline if a.startswith("page_reporting")]
+    commit = subprocess.run(["git", "-C", ROOT, "describe", "--always",
+                             "--dirty"], capture_output=True, text=True)
+    return {"cpu": model, "cores": os.cpu_count(),
+            "ram_gib": round(mem_kb / (1 << 20), 1),
+            "kernel": platform.release(),
+            "thp": read_first("/sys/kernel/mm/transparent_hugepage/enabled"),
+            "thp_defrag": read_first(
+                "/sys/kernel/mm/transparent_hugepage/defrag"),
+            "page_reporting": " ".join(reporting),
+            "commit": commit.stdout.strip()}
+
+
+# ---- limits ----------------------------------------------------------------
+
+def iperf3_gbs(streams, seconds):
+    """Loopback TCP GB/s (receiver side) with `streams` parallel streams."""
+    from tests.system.migdtest import free_tcp_port
+    port = free_tcp_port()
+    server = subprocess.Popen(["iperf3", "-s", "-1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        out = None
+        for _ in range(50):
+            r = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port),
+                                "-t", str(seconds), "-P", str(streams), "-J"],
+                               capture_output=True, text=True)
+            out = json.loads(r.stdout or "{}")
+            if "error" not in out:
+                break
+            time.sleep(0.1)   # the server is not listening yet
+        return out["end"]["sum_received"]["bits_per_second"] / 8 / GB
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait()
+
+
+def run_limits(cfg):
+    runs = []
+    for r in range(cfg.limit_runs):
+        wait_quiet(cfg.load_limit, cfg.load_wait)
+        one = {"load": loadavg()}
+        order = (1, 2) if r % 2 == 0 else (2, 1)
+        for n in order:
+            one["tcp_%d_gbs" % n] = iperf3_gbs(n, cfg.iperf_seconds)
+        out = subprocess.run([cfg.limits_bin, "-c", str(cfg.cold_wait),
+                              str(cfg.limits_mib)],
+                             capture_output=True, text=True, check=True)
+        one.update(json.loads(out.stdout))
+        log("  limits run %d: %s" % (r + 1, one))
+        runs.append(one)
+    return runs
+
+
+def limits_table(runs):
+    keys = [("tcp_1_gbs", "loopback TCP, 1 stream (iperf3)"),
+            ("tcp_2_gbs", "loopback TCP, 2 streams (iperf3)"),
+            ("memcpy_gbs", "memcpy, 1 thread"),
+            ("zero_scan_gbs", "zero-page scan (mfd_page_is_zero)"),
+            ("first_touch_4k_warm_gbs", "first touch 4 KiB, warm"),
+            ("first_touch_thp_warm_gbs", "first touch THP, warm"),
+            ("first_touch_4k_cold_gbs", "first touch 4 KiB, cold"),
+            ("first_touch_thp_cold_gbs", "first touch THP, cold"),
+            ("first_touch_4k_cold_2t_gbs", "first touch 4 KiB, cold, "
+             "2 threads")]
+    rows = [(label, fmt(stat([r.get(k) for r in runs])))
+            for k, label in keys]
+    return table(["limit", "GB/s median (min–max)"], rows)
+
+
+# ---- migrations --------------------------------------------------------------
+
+DST_ARGS = {
+    "anon": lambda size: ["-m", size],
+    "anon-thp": lambda size: [
+        "-object", "memory-backend-ram,id=m0,size=%s,x-thp=on" % size,
+        "-machine", "memory-backend=m0"],
+    "prealloc": lambda size: [
+        "-object", "memory-backend-ram,id=m0,size=%s,prealloc=on" % size,
+        "-machine", "memory-backend=m0"],
+}
+
+
+def set_caps(q, **caps):
+    q.cmd("migrate-set-capabilities", capabilities=[
+        {"capability": k.replace("_", "-"), "state": v}
+        for k, v in caps.items()])
+
+
+def set_params(q, **params):
+    q.cmd("migrate-set-parameters",
+          {k.replace("_", "-"): v for k, v in params.items()})
+
+
+def digest(q):
+    return [(b["block"], b["digest"]) for b in q.cmd("x-query-ram-digest")]
+
+
+class Source:
+    """A source migd whose RAM is filled once; reused run after run (cont +
+    stop after each migration brings it back from postmigrate)."""
+
+    def __init__(self, cfg, size, content, smp=2):
+        from tests.system.migdtest import Migd, wait_for
+        self.size = size
+        self.m = Migd(["-m", size, "-smp", str(smp)])
+        self.q = self.m.qmp()
+        self.q.cmd("x-guest-workload", {"dirty-rate": 0,
+                                        "pattern": "sequential",
+                                        "content": content, "passes": 1})
+        wait_for(lambda: self.q.cmd("x-guest-workload").get("finished"),
+                 timeout=600, what="RAM filled")
+        self.q.cmd("x-guest-workload", {"dirty-rate": "idle"})
+        self.ram_bytes = sum(b["size"] for b in
+                             self.q.cmd("x-query-ram-digest"))
+        self.running = True
+
+    def stop_guest(self):
+        self.q.cmd("stop")
+        self.running = False
+        self.digest = digest(self.q)
+
+    def after_migration(self):
+        """postmigrate → running (→ paused again when it was stopped)."""
+        self.q.cmd("cont")
+        if not self.running:
+            self.q.cmd("stop")
+
+    def close(self):
+        self.m.stop(timeout=60)
+        self.m.cleanup()
+
+
+def start_dst(cfg, size, kind):
+    from tests.system.migdtest import Migd
+    return Migd(DST_ARGS[kind](size) + ["-incoming", "defer"])
+
+
+def configure(qs, qd, channels, **src_params):
+    for q in (qs, qd):
+        set_caps(q, multifd=channels > 0)
+        if channels:
+            set_params(q, multifd_channels=channels)
+    set_params(qs, **src_params)
+
+
+class Sampler:
+    """Polls the source's query-migrate (and optionally its RSS) until the
+    migration ends; keeps the last expected-downtime seen while active."""
+
+    def __init__(self, q, pid, interval, rss=False):
+        self.q, self.pid, self.interval, self.rss = q, pid, interval, rss
+        self.expected = None
+        self.max_rss_kb = 0
+        self.samples = 0
+
+    def run(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.rss:
+                self.max_rss_kb = max(self.max_rss_kb,
+                                      proc_status_kb(self.pid, "VmRSS"))
+            info = self.q.cmd("query-migrate")
+            self.samples += 1
+            st = info.get("status")
+            if st in ("completed", "failed", "cancelled"):
+                return info
+            if st == "active" and "expected-downtime" in info:
+                self.expected = info["expected-downtime"]
+            time.sleep(self.interval)
+        raise TimeoutError("migration did not end in %d s" % timeout)
+
+
+def wait_dst(qd, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = qd.cmd("query-migrate")
+        if info.get("status") in ("completed", "failed"):
+            return info
+        time.sleep(0.02)
+    raise TimeoutError("destination did not finish")
+
+
+def migrate_once(cfg, src, channels, dst_kind, interval=0.05, rss=False,
+                 **src_params):
+    """One migration to a fresh destination; returns the figures."""
+    from tests.system.migdtest import free_tcp_port
+    dst = start_dst(cfg, src.size, dst_kind)
+    try:
+        qs, qd = src.q, dst.qmp()
+        configure(qs, qd, channels, **src_params)
+        uri = "tcp:127.0.0.1:%d" % free_tcp_port()
+        qd.cmd("migrate-incoming", uri=uri)
+        spid, dpid = src.m.proc.pid, dst.proc.pid
+        guest_rss = mapping_rss_kb(spid, src.ram_bytes) if rss else 0
+        base_rss = proc_status_kb(spid, "VmRSS") if rss else 0
+        c0 = (proc_cpu_s(spid), proc_cpu_s(dpid))
+        qs.cmd("migrate", uri=uri)
+        sampler = Sampler(qs, spid, interval, rss)
+        info = sampler.run(cfg.timeout)
+        c1s = proc_cpu_s(spid)
+        dinfo = wait_dst(qd, 60)
+        c1d = proc_cpu_s(dpid)
+        if info.get("status") != "completed" or \
+                dinfo.get("status") != "completed":
+            raise RuntimeError("migration failed: %s / %s" % (info, dinfo))
+        if src.running:
+            src.digest = digest(qs)   # postmigrate: RAM frozen
+        if digest(qd) != src.digest:
+            raise RuntimeError("RAM digests differ: benchmark void")
+        res = figures(info, c1s - c0[0], c1d - c0[1])
+        res.update(expected_downtime=sampler.expected, load=loadavg())
+        if rss:
+            res.update(guest_rss_mib=guest_rss / 1024,
+                       idle_overhead_mib=(base_rss - guest_rss) / 1024,
+                       overhead_mib=(sampler.max_rss_kb - guest_rss) / 1024)
+        return res
+    finally:
+        dst.stop(timeout=60)
+        dst.cleanup()
+        src.after_migration()
+
+
+def figures(info, src_cpu, dst_cpu):
+    ram = info["ram"]
+    gb = ram["total"] / GB
+    secs = info["total-time"] / 1000
+    return {"total_time_s": secs, "gbs": gb / secs if secs else None,
+            "downtime_ms": info.get("downtime"),
+            "setup_ms": info.get("setup-time"),
+            "transferred": ram["transferred"],
+            "multifd_bytes": ram.get("multifd-bytes"),
+            "dirty_sync_count": ram.get("dirty-sync-count"),
+            "src_cpu_s_per_gb": src_cpu / gb, "dst_cpu_s_per_gb": dst_cpu / gb,
+            "src_cpu_s": src_cpu, "dst_cpu_s": dst_cpu}
+
+
+def run_matrix(cfg, src, configs, runs, label, **kw):
+    """Runs every configuration `runs` times, alternating the order run to
+    run; waits cold_wait s before each so freed memory is reported."""
+    results = {c: [] for c in configs}
+    for r in range(runs):
+        order = configs if r % 2 == 0 else list(reversed(configs))
+        for c in order:
+            wait_quiet(cfg.load_limit, cfg.load_wait)
+            time.sleep(cfg.cold_wait)
+            res = migrate_once(cfg, src, *c, **kw)
+            log("  %s run %d %s: %.2f GB/s, %.2f s, downtime %s ms, "
+                "cpu src %.2f dst %.2f s/GB, load %.2f" % (
+                    label, r + 1, c, res["gbs"] or 0, res["total_time_s"],
+                    res["downtime_ms"], res["src_cpu_s_per_gb"],
+                    res["dst_cpu_s_per_gb"], res["load"]))
+            results[c].append(res)
+    return results
+
+
+def chan_name(ch):
+    return "single stream" if ch == 0 else "multifd %d" % ch
+
+
+def run_random(cfg):
+    configs = [(ch, kind) for kind in cfg.dst_kinds for ch in cfg.channels]
+    src = Source(cfg, cfg.size, "random")
+    try:
+        src.stop_guest()
+        return run_matrix(cfg, src, configs, cfg.runs, "random",
+                          max_bandwidth=0)
+    finally:
+        src.close()
+
+
+def random_table(results):
+    rows = []
+    for (ch, kind), runs in results.items():
+        col = lambda k, p=2: fmt(stat([r[k] for r in runs]), p)
+        rows.append((chan_name(ch), kind, col("gbs"), col("total_time_s"),
+                     col("src_cpu_s_per_gb"), col("dst_cpu_s_per_gb"),
+                     col("downtime_ms", 0)))
+    return table(["channels", "destination RAM", "GB/s", "time s",
+                  "src CPU s/GB", "dst CPU s/GB", "downtime ms"], rows)
+
+
+def run_zero(cfg):
+    configs = [(ch, "anon") for ch in cfg.zero_channels]
+    src = Source(cfg, cfg.size, "zero")
+    try:
+        src.stop_guest()
+        return run_matrix(cfg, src, configs, cfg.runs, "zero",
+                          max_bandwidth=0)
+    finally:
+        src.close()
+
+
+def zero_table(results):
+    rows = []
+    for (ch, kind), runs in results.items():
+        col = lambda k, p=2: fmt(stat([r[k] for r in runs]), p)
+        rows.append((chan_name(ch), col("total_time_s", 3),
+                     fmt(stat([r["transferred"] / MiB for r in runs]), 2),
+                     col("gbs"), col("src_cpu_s_per_gb", 3),
+                     col("dst_cpu_s_per_gb", 3), col("downtime_ms", 0)))
+    return table(["channels", "time s", "on the wire MiB", "GB/s (RAM)",
+                  "src CPU s/GB", "dst CPU s/GB", "downtime ms"], rows)
+
+
+def run_live(cfg):
+    src = Source(cfg, cfg.live_size, "random")
+    try:
+        src.q.cmd("x-guest-workload", {
+            "dirty-rate": cfg.live_rate, "working-set": cfg.live_ws,
+            "pattern": "random", "content": "random"})
+        configs = [(cfg.live_channels, "anon")]
+        return run_matrix(cfg, src, configs, cfg.live_runs, "live",
+                          max_bandwidth=1073741824, downtime_limit=300)
+    finally:
+        src.close()
+
+
+def live_table(results):
+    rows = []
+    for (ch, kind), runs in results.items():
+        col = lambda k, p=0: fmt(stat([r[k] for r in runs]), p)
+        rows.append((chan_name(ch), col("downtime_ms"),
+                     col("expected_downtime_ms"), col("dirty_sync_count"),
+                     col("total_time_s", 2), col("gbs", 2),
+                     " ".join("%s/%s" % (r["downtime_ms"],
+                                         r["expected_downtime_ms"])
+                              for r in runs)))
+    return table(["channels", "downtime ms", "expected-downtime ms",
+                  "dirty syncs", "total time s", "GB/s",
+                  "each run: measured/expected ms"], rows)
+
+
+def run_rss(cfg):
+    configs = [(ch, "anon") for ch in cfg.rss_channels]
+    src = Source(cfg, cfg.rss_size, "random")
+    try:
+        src.stop_guest()
+        return run_matrix(cfg, src, configs, cfg.rss_runs, "rss",
+                          interval=0.02, rss=True, max_bandwidth=0)
+    finally:
+        src.close()
+
+
+def rss_table(results):
+    rows = []
+    for (ch, kind), runs in results.items():
+        col = lambda k, p=1: fmt(stat([r[k] for r in runs]), p)
+        target = 32 + 2 * ch
+        worst = max(r["overhead_mib"] for r in runs)
+        rows.append((chan_name(ch), col("overhead_mib"),
+                     col("idle_overhead_mib"), "%d" % target,
+                     "yes" if worst <= target else "no"))
+    return table(["channels", "RSS beyond guest RAM MiB (peak)",
+                  "idle, before migrate MiB", "target MiB", "met"], rows)
+
+
+# ---- driver ------------------------------------------------------------------
+
+SECTIONS = ("limits", "random", "zero", "live", "rss")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--build", default=os.path.join(ROOT, "build"))
+    p.add_argument("--quick", action="store_true",
+                   help="1 GiB, fewer runs (BENCH_QUICK=1)")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help="comma-separated sections: " + ",".join(SECTIONS))
+    p.add_argument("--runs", type=int, help="runs per configuration")
+    p.add_argument("--size", help="guest RAM for random/zero (e.g. 4G)")
+    p.add_argument("--json", help="write raw results here")
+    p.add_argument("--load-limit", type=float, default=1.0,
+                   help="wait for the 1-min load average to drop below this")
+    p.add_argument("--load-wait", type=float, default=30,
+                   help="...but at most this many seconds before each run")
+    return p.parse_args(argv)
+
+
+def configure_suite(a):
+    q = a.quick
+    a.size = a.size or ("1G" if q else "4G")
+    a.runs = a.runs or (2 if q else 3)
+    a.limit_runs = 1 if q else 3
+    a.limits_mib = 512 if q else 1024
+    a.iperf_seconds = 2 if q else 4
+    a.cold_wait = 3
+    a.channels = [0, 1, 2, 4]
+    a.dst_kinds = ["anon", "anon-thp", "prealloc"]
+    a.zero_channels = [2, 0]
+    a.live_size, a.live_ws, a.live_rate = "1G", 512 * MiB, 100
+    a.live_channels = 2
+    a.live_runs = 2 if q else 5
+    a.rss_size = "512M" if q else "1G"
+    a.rss_channels = [1, 4, 8]
+    a.rss_runs = 1 if q else 3
+    a.timeout = 600
+    a.limits_bin = os.path.join(a.build, "migd-limits")
+    a.sections = [s for s in a.only.split(",") if s]
+    bad = set(a.sections) - set(SECTIONS)
+    if bad:
+        sys.exit("bench_live: unknown sections: %s" % ", ".join(sorted(bad)))
+    return a
+
+
+SECTION_RUNNERS = {
+    "limits": (run_limits, limits_table, "Machine limits"),
+    "random": (run_random, random_table, "Random RAM, source stopped"),
+    "zero": (run_zero, zero_table, "Zero RAM, source stopped"),
+    "live": (run_live, live_table, "Converging live workload"),
+    "rss": (run_rss, rss_table, "Sender overhead"),
+}
+
+
+def header(cfg, info):
+    lines = ["# migd live-migration benchmark%s" %
+             (" (BENCH_QUICK)" if cfg.quick else ""), "",
+             "- machine: %s, %d cores, %.1f GiB RAM, kernel %s" % (
+                 info["cpu"], info["cores"], info["ram_gib"], info["kernel"]),
+             "- THP enabled %s, defrag %s; %s" % (
+                 info["thp"], info["thp_defrag"],
+                 info["page_reporting"] or "no page_reporting option"),
+             "- migd %s; guest %s (random/zero), live %s, rss %s; runs %d" % (
+                 info["commit"], cfg.size, cfg.live_size, cfg.rss_size,
+                 cfg.runs),
+             "- figures: median (min–max) over runs; loopback TCP; shared "
+             "machine (load average at start %.2f)" % loadavg(), ""]
+    return "\n".join(lines)
+
+
+def main(argv):
+    cfg = configure_suite(parse_args(argv))
+    os.environ["MIGD_BUILD"] = os.path.abspath(cfg.build)
+    sys.path.insert(0, ROOT)
+    if "limits" in cfg.sections and not shutil.which("iperf3"):
+        sys.exit("bench_live: iperf3 not found (make deps)")
+    info = machine_info()
+    results = {"machine": info, "config": {k: v for k, v in vars(cfg).items()
+                                           if not callable(v)}}
+    out = [header(cfg, info)]
+    t0 = time.monotonic()
+    for name in cfg.sections:
+        run, render, title = SECTION_RUNNERS[name]
+        log("== %s (%.0f s elapsed)" % (name, time.monotonic() - t0))
+        res = run(cfg)
+        results[name] = res if isinstance(res, list) else \
+            [{"config": list(k), "runs": v} for k, v in res.items()]
+        out += ["## %s" % title, "", render(res), ""]
+        print("\n".join(out[-4:]), flush=True) if len(out) > 4 else None
+    results["elapsed_s"] = time.monotonic() - t0
+    if cfg.json:
+        with open(cfg.json, "w") as f:
+            json.dump(results, f, indent=1)
+    log("== done in %.0f s" % results["elapsed_s"])
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
