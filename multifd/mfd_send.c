@@ -79,8 +79,9 @@ static uint32_t split_zero_pages(struct mfd_batch *b)
 
 	for (uint32_t i = 0; i < b->npages; i++) {
 		uint64_t off = b->offset[i];
+		bool known = b->known_zero[i / 64] >> (i % 64) & 1;
 
-		if (mfd_page_is_zero(b->block->host + off))
+		if (known || mfd_page_is_zero(b->block->host + off))
 			zeros[nzero++] = off;
 		else
 			b->offset[nnormal++] = off;

@@ -23,7 +23,22 @@ struct mfd_batch {
 	struct ram_block *block;
 	uint32_t npages;
 	uint64_t offset[MFD_PAGE_COUNT];
+	/* Bit i: page i is known to be zero (never populated), so zero
+	 * detection need not read it. */
+	uint64_t known_zero[MFD_PAGE_COUNT / 64];
 };
+
+static inline void mfd_batch_add(struct mfd_batch *b, uint64_t offset,
+				 bool known_zero)
+{
+	uint32_t i = b->npages++;
+
+	b->offset[i] = offset;
+	if (known_zero)
+		b->known_zero[i / 64] |= 1ull << (i % 64);
+	else
+		b->known_zero[i / 64] &= ~(1ull << (i % 64));
+}
 
 struct mfd_send_opts {
 	unsigned nchannels;

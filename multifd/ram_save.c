@@ -6,8 +6,10 @@
 #include "multifd/ram_save.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "guest/dirty.h"
 #include "guest/guest.h"
@@ -23,6 +25,10 @@ struct rs_block {
 	struct ram_block *b;
 	unsigned long *bmap; /* pages still to send */
 	uint64_t npages;
+	/* First round only: mincore() residency at setup. A page that was
+	 * not populated then is zero unless the guest wrote it since — and a
+	 * write marks it dirty, so it is sent again. NULL: unknown. */
+	unsigned char *resident;
 };
 
 struct ram_save {
@@ -38,6 +44,7 @@ struct ram_save {
 	const struct ram_block *last_block; /* CONTINUE state, main stream */
 	struct mfd_batch *batch;            /* multifd batch being filled */
 	bool logging;
+	bool first_round;                   /* the bulk round, until a wrap */
 };
 
 struct ram_save *ram_save_new(struct guest *g, struct qfile *f,
@@ -84,11 +91,64 @@ void ram_save_cleanup(struct ram_save *rs)
 	}
 }
 
+static void drop_residency(struct ram_save *rs)
+{
+	for (size_t i = 0; rs->blocks && i < rs->nblocks; i++) {
+		free(rs->blocks[i].resident);
+		rs->blocks[i].resident = NULL;
+	}
+	rs->first_round = false;
+}
+
+/* Without swap, an anonymous or memfd page that is not resident has never
+ * been written: it reads as zero. (With swap it may be swapped out.) */
+static bool host_has_swap(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	unsigned long kb = 1;
+
+	if (!f)
+		return true;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SwapTotal: %lu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb != 0;
+}
+
+static void snapshot_residency(struct ram_save *rs)
+{
+	bool swap = host_has_swap();
+
+	rs->first_round = true;
+	for (size_t i = 0; i < rs->nblocks && !swap; i++) {
+		struct rs_block *rb = &rs->blocks[i];
+
+		if (rb->b->backing == RAM_BACKING_FILE || !rb->npages)
+			continue;
+		rb->resident = malloc(rb->npages);
+		if (rb->resident &&
+		    mincore(rb->b->host, rb->npages << RAM_TARGET_PAGE_BITS,
+			    rb->resident) < 0) {
+			free(rb->resident);
+			rb->resident = NULL;
+		}
+	}
+}
+
+static bool known_zero(const struct ram_save *rs, const struct rs_block *rb,
+		       uint64_t page)
+{
+	return rs->first_round && rb->resident && !(rb->resident[page] & 1);
+}
+
 void ram_save_free(struct ram_save *rs)
 {
 	if (!rs)
 		return;
 	ram_save_cleanup(rs);
+	drop_residency(rs);
 	for (size_t i = 0; rs->blocks && i < rs->nblocks; i++)
 		free(rs->blocks[i].bmap);
 	free(rs->blocks);
@@ -112,13 +172,50 @@ static void set_all_pending(struct ram_save *rs)
 	atomic_store(&rs->ctr->remaining_pages, rs->pending);
 }
 
+/* A sync during the bulk round: pages written since the residency
+ * snapshot lose their "known zero" status, or a page still ahead of the
+ * scan would be sent as zero after its dirty bit was consumed here. */
+static uint64_t sync_block_first_round(struct rs_block *rb)
+{
+	uint64_t words = (rb->npages + BITS_PER_LONG - 1) / BITS_PER_LONG;
+	unsigned long *tmp = calloc(words ? words : 1, sizeof(*tmp));
+	uint64_t fresh = 0;
+
+	if (!tmp) { /* no memory: forget the snapshot instead */
+		free(rb->resident);
+		rb->resident = NULL;
+		return dirty_log_sync_block(rb->b, rb->bmap);
+	}
+	dirty_log_sync_block(rb->b, tmp);
+	for (uint64_t i = 0; i < words; i++) {
+		unsigned long w = tmp[i];
+
+		fresh += (uint64_t)__builtin_popcountl(w & ~rb->bmap[i]);
+		rb->bmap[i] |= w;
+		while (w) {
+			uint64_t page = i * BITS_PER_LONG +
+					(uint64_t)__builtin_ctzl(w);
+
+			rb->resident[page] |= 1;
+			w &= w - 1;
+		}
+	}
+	free(tmp);
+	return fresh;
+}
+
 uint64_t ram_save_sync(struct ram_save *rs)
 {
 	uint64_t fresh = 0;
 
-	for (size_t i = 0; i < rs->nblocks; i++)
-		fresh += dirty_log_sync_block(rs->blocks[i].b,
-					      rs->blocks[i].bmap);
+	for (size_t i = 0; i < rs->nblocks; i++) {
+		struct rs_block *rb = &rs->blocks[i];
+
+		if (rs->first_round && rb->resident)
+			fresh += sync_block_first_round(rb);
+		else
+			fresh += dirty_log_sync_block(rb->b, rb->bmap);
+	}
 	rs->pending += fresh;
 	atomic_store(&rs->ctr->remaining_pages, rs->pending);
 	mig_count(&rs->ctr->dirty_sync_count, 1);
@@ -177,13 +274,16 @@ static int multifd_flush_and_sync(struct ram_save *rs, bool put_flush_record)
 	return ret;
 }
 
-static int send_page(struct ram_save *rs, struct ram_block *b, uint64_t off)
+static int send_page(struct ram_save *rs, struct rs_block *rb, uint64_t page)
 {
+	struct ram_block *b = rb->b;
+	uint64_t off = page << RAM_TARGET_PAGE_BITS;
 	const uint8_t *p = b->host + off;
 	bool zero_here = rs->o.zero == RAM_ZERO_LEGACY ||
 			 (!rs->o.mfd && rs->o.zero != RAM_ZERO_NONE);
+	bool known = rs->o.zero != RAM_ZERO_NONE && known_zero(rs, rb, page);
 
-	if (zero_here && mfd_page_is_zero(p)) {
+	if (zero_here && (known || mfd_page_is_zero(p))) {
 		put_record(rs, b, off, RAM_SAVE_FLAG_ZERO);
 		qfile_put_u8(rs->f, 0);
 		mig_count(&rs->ctr->zero_pages, 1);
@@ -199,7 +299,7 @@ static int send_page(struct ram_save *rs, struct ram_block *b, uint64_t off)
 				return ret;
 		}
 		rs->batch->block = b;
-		rs->batch->offset[rs->batch->npages++] = off;
+		mfd_batch_add(rs->batch, off, known);
 		return 0;
 	}
 	put_record(rs, b, off, RAM_SAVE_FLAG_PAGE);
@@ -256,11 +356,13 @@ static int save_one(struct ram_save *rs)
 
 	/* A completed round: per-round multifd sync, as QEMU 8.1+ does when
 	 * its scan wraps around. */
+	if (wrapped && rs->first_round)
+		drop_residency(rs);
 	if (wrapped && !rs->o.flush_each_section)
 		ret = multifd_flush_and_sync(rs, true);
 	if (ret || !found)
 		return ret;
-	ret = send_page(rs, rs->blocks[bi].b, page << RAM_TARGET_PAGE_BITS);
+	ret = send_page(rs, &rs->blocks[bi], page);
 	atomic_store(&rs->ctr->remaining_pages, rs->pending);
 	atomic_store(&rs->ctr->main_bytes, qfile_pos(rs->f));
 	return ret ? ret : 1;
@@ -299,8 +401,11 @@ int ram_save_setup(struct ram_save *rs, struct mig_error **errp)
 	int ret = 0;
 
 	set_all_pending(rs);
+	/* Logging first: a page populated after the residency snapshot was
+	 * written while logging, so it is dirty and will be sent again. */
 	dirty_log_start(rs->g);
 	rs->logging = true;
+	snapshot_residency(rs);
 	ram_save_sync(rs);
 	vms_put_section_header(rs->f, VMS_SECTION_START, VMS_ID_RAM, "ram", 0,
 			       VMS_RAM_VERSION);

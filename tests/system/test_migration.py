@@ -159,6 +159,22 @@ class MigrationTest(MigdTestCase):
         # The source is stopped (postmigrate): its RAM is what was sent.
         self.check_same_ram(qs, qd)
 
+    def test_live_writes_to_unpopulated_ram(self):
+        # The bulk round skips pages that were never populated (they are
+        # zero); pages the guest populates during the migration must still
+        # arrive with their data.
+        for channels in (0, 2):
+            with self.subTest(channels=channels):
+                src, dst, qs, qd, uri = self.pair("tcp", channels=channels)
+                set_params(qs, max_bandwidth=0)
+                qs.cmd("x-guest-workload", {"dirty-rate": 50, "pattern": "random",
+                                            "content": "random"})
+                time.sleep(0.2)
+                self.migrate(qs, qd, uri)
+                self.check_same_ram(qs, qd)
+                for m in (src, dst):
+                    self.assertEqual(m.stop(), 0)
+
     def test_events_and_statuses(self):
         src, dst, qs, qd, uri = self.pair("tcp")
         self.migrate(qs, qd, uri)
