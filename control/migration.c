@@ -20,6 +20,7 @@
 #include "control/migration.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -46,6 +47,7 @@
 #include "socket/channel.h"
 #include "socket/sockaddr.h"
 #include "util/evloop.h"
+#include "util/log.h"
 
 #define WINDOW_MS 100       /* rate-limit and statistics window */
 #define ITER_MAX_MS 50      /* longest PART section (QEMU's MAX_WAIT) */
@@ -87,7 +89,8 @@ struct migration {
 	uint64_t win_start_ms, win_start_bytes, win_start_pages;
 	uint64_t iter_start_ms;
 	uint64_t threshold_bytes;
-	uint64_t dirty_bytes_last_sync;
+	double bw_hist[3];     /* bytes/ms of the last windows */
+	unsigned bw_n;
 	uint64_t rate_period_start_ms, rate_period_pages;
 };
 
@@ -276,16 +279,25 @@ static void update_counters(struct migration *m, uint64_t now)
 	if (ms < WINDOW_MS)
 		return;
 	bw = (double)bytes / (double)ms; /* bytes per ms */
+	/* QEMU trusts the last window alone; a burst into socket buffers
+	 * then overstates what the switchover will achieve. The slowest of
+	 * the last three windows keeps downtime under the limit. */
+	m->bw_hist[m->bw_n++ % 3] = bw;
+	for (unsigned i = 0; i < 3 && i < m->bw_n; i++)
+		if (m->bw_hist[i] < bw)
+			bw = m->bw_hist[i];
 	expected_bw = avail ? (double)avail / 1000.0 : bw;
 	m->threshold_bytes = (uint64_t)(expected_bw *
 					(double)atomic_load(&m->downtime_limit));
 	pthread_mutex_lock(&m->lock);
 	m->mbps = (double)bytes * 8.0 / (double)ms / 1000.0;
 	m->pages_per_second = (pages_done(m) - m->win_start_pages) * 1000 / ms;
-	if (mig_read(&m->ctr.dirty_pages_rate) && bytes > 10000 &&
-	    expected_bw > 0)
-		m->expected_downtime = (uint64_t)((double)m->dirty_bytes_last_sync /
-						  expected_bw);
+	/* QEMU also waits for a first dirty-rate period (1 s); migd predicts
+	 * from the first window on, so short migrations report it too. */
+	if (bytes > 10000 && expected_bw > 0)
+		m->expected_downtime = (uint64_t)(
+			(double)(ram_save_pending_pages(m->rs) *
+				 RAM_TARGET_PAGE_SIZE) / expected_bw);
 	pthread_mutex_unlock(&m->lock);
 	window_reset(m, now);
 }
@@ -324,7 +336,7 @@ static void rate_limit(struct migration *m)
 }
 
 /* A dirty sync with QEMU's bookkeeping: pass event, dirty rate (over
- * periods of at least one second), bytes dirty at the last sync. */
+ * periods of at least one second). */
 static void bitmap_sync(struct migration *m)
 {
 	uint64_t now, fresh = ram_save_sync(m->rs);
@@ -338,8 +350,6 @@ static void bitmap_sync(struct migration *m)
 		m->rate_period_pages = 0;
 		m->rate_period_start_ms = now;
 	}
-	m->dirty_bytes_last_sync = ram_save_pending_pages(m->rs) *
-				   RAM_TARGET_PAGE_SIZE;
 	post(m, POST_PASS, (int)mig_read(&m->ctr.dirty_sync_count));
 }
 
@@ -494,19 +504,22 @@ static void wait_destination_done(struct migration *m)
 
 static int complete(struct migration *m, struct mig_error **errp)
 {
-	uint64_t t0, precopy;
+	uint64_t t0, t_stopped, t_sent, precopy;
 	int ret = maybe_pause(m);
 
+	t0 = now_ms();
 	if (!ret)
 		ret = stop_vm(m);
 	if (ret)
 		return ret;
-	t0 = now_ms();
+	t_stopped = now_ms();
 	precopy = mig_transferred(&m->ctr);
 	atomic_store(&m->ctr.precopy_bytes, precopy);
 	if (mig_config_knob(m->cfg, MIG_KNOB_SEND_SWITCHOVER_START))
 		vms_put_command(m->f, MIG_CMD_SWITCHOVER_START, 0, NULL);
 	ret = ram_save_complete(m->rs, errp);
+	/* QEMU announces every dirty sync, the final one too. */
+	post(m, POST_PASS, (int)mig_read(&m->ctr.dirty_sync_count));
 	if (ret)
 		return ret;
 	vms_put_timer(m->f, &m->vms);
@@ -521,7 +534,13 @@ static int complete(struct migration *m, struct mig_error **errp)
 		return ret;
 	}
 	atomic_store(&m->ctr.downtime_bytes, mig_transferred(&m->ctr) - precopy);
+	t_sent = now_ms();
 	wait_destination_done(m);
+	log_info("migration: switchover: stop %" PRIu64 " ms, final %" PRIu64
+		 " bytes in %" PRIu64 " ms, destination done after %" PRIu64
+		 " ms; threshold %" PRIu64 " bytes",
+		 t_stopped - t0, mig_transferred(&m->ctr) - precopy,
+		 t_sent - t_stopped, now_ms() - t_sent, m->threshold_bytes);
 	pthread_mutex_lock(&m->lock);
 	m->downtime = now_ms() - t0;
 	m->total_time = wall_ms() - m->start_ms;
