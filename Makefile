@@ -41,7 +41,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 PROGS := $(BUILD)/migd $(BUILD)/migctl $(BUILD)/ramdigest
 
 .PHONY: all check check-unit check-system check-long asan fuzz format \
-	format-check demo deps clean help
+	format-check demo deps clean help check-interop check-interop-long qemu bench
 .DEFAULT_GOAL := all
 # Keep intermediate objects (unit-test .o files) so rebuilds are incremental.
 .SECONDARY:
@@ -74,6 +74,22 @@ $(BUILD)/ramdigest: $(BUILD)/contrib/ramdigest.o $(LIBMIGD)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# migdump [options] MAIN [CHANNEL...]: QEMU migration stream inspector
+# (docs/migdump.md). Its decoders are also the fuzz target fuzz_migdump's.
+MIGDUMP_SRCS := $(filter-out contrib/migdump.c,$(wildcard contrib/migdump*.c))
+MIGDUMP_OBJS := $(MIGDUMP_SRCS:%.c=$(BUILD)/%.o)
+PROGS += $(BUILD)/migdump
+$(BUILD)/migdump: $(BUILD)/contrib/migdump.o $(MIGDUMP_OBJS) $(LIBMIGD)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+build-fuzz/fuzz_migdump: tests/fuzz/fuzz_migdump.c $(MIGDUMP_SRCS) $(LIB_SRCS)
+	@mkdir -p build-fuzz
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang -std=gnu11 -g -O1 -I. -D_GNU_SOURCE -DMIGD_FUZZ \
+		-fsanitize=fuzzer,address,undefined -o $@ $< $(MIGDUMP_SRCS) \
+		$(LIB_SRCS) $(LIBS)
+-include $(BUILD)/contrib/migdump.d $(MIGDUMP_OBJS:.o=.d)
+
 # migd-limits [MiB]: the machine's limits for docs/benchmarks.md (perf/).
 $(BUILD)/migd-limits: $(BUILD)/perf/limits.o $(LIBMIGD)
 	@$(if $(Q),echo "  LINK    $@")
@@ -93,7 +109,7 @@ deps:
 # --- tests ------------------------------------------------------------------
 check: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=$(WERROR) all $(UNIT_BINS)
-	$(Q)$(MAKE) --no-print-directory check-unit check-system
+	$(Q)$(MAKE) --no-print-directory check-unit check-system check-interop
 
 check-unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do \
@@ -103,6 +119,20 @@ check-unit: $(UNIT_BINS)
 check-system: $(PROGS)
 	$(Q)MIGD_BUILD=$(abspath $(BUILD)) $(PYTHON) -m unittest discover \
 		-s tests/system -p 'test_*.py' -t . $(if $(filter 1,$(V)),-v)
+
+# Migrations to and from real QEMU 7.2 and 10.0 (tests/interop/): a
+# representative subset; check-interop-long (part of check-long) runs the
+# whole matrix. Skips when no QEMU is found: `make qemu` installs both.
+INTEROP = MIGD_BUILD=$(abspath $(BUILD)) $(PYTHON) -m unittest discover \
+	-s tests/interop -p 'test_*.py' -t . $(if $(filter 1,$(V)),-v)
+check-interop: $(PROGS)
+	$(Q)if $(PYTHON) -m tests.interop.qemutest; then $(INTEROP); else \
+		echo "check-interop: skipped, no QEMU found (make qemu installs them)"; fi
+check-interop-long: $(PROGS)
+	$(Q)$(PYTHON) -m tests.interop.qemutest && INTEROP_FULL=1 $(INTEROP)
+check-long: check-interop-long
+qemu:
+	$(Q)bash contrib/install-qemu.sh
 
 # Sanitizer build of everything, then the unit and system tests against it.
 asan: deps
@@ -125,6 +155,19 @@ fuzz: deps $(FUZZ_BINS)
 			build-fuzz/corpus-$$(basename $$f) tests/fuzz/seeds-$$(basename $$f); \
 	done
 
+# --- benchmarks ---------------------------------------------------------------
+# make bench: the live-migration suite (perf/bench_live.py) against the
+# machine's limits; markdown tables on stdout, raw figures in
+# $(BUILD)/bench.json. BENCH_QUICK=1: 1 GiB guests, fewer runs.
+# BENCH_ARGS passes more options (e.g. BENCH_ARGS="--only limits,random").
+BENCH_QUICK ?= 0
+BENCH_ARGS ?=
+bench: deps
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/migd $(BUILD)/migd-limits
+	$(Q)$(PYTHON) perf/bench_live.py --build $(BUILD) \
+		$(if $(filter 1,$(BENCH_QUICK)),--quick) \
+		--json $(BUILD)/bench.json $(BENCH_ARGS)
+
 # --- the rest -----------------------------------------------------------------
 demo: deps all
 	$(Q)bash contrib/demo.sh $(BUILD)
@@ -142,8 +185,10 @@ help:
 	@echo "make [all]     build build/migd and build/migctl"
 	@echo "make check     install deps if missing, build, run unit + system tests"
 	@echo "make demo      install deps if missing, build, run the demo"
+	@echo "make bench     live-migration benchmarks (BENCH_QUICK=1: short)"
 	@echo "make asan      unit + system tests under ASan/UBSan (build-asan/)"
 	@echo "make fuzz      libFuzzer targets for FUZZ_TIME seconds each"
+	@echo "make qemu      install QEMU 7.2 and 10.0 for the interop tests"
 	@echo "make format    clang-format every source file"
 
 -include $(BUILD)/contrib/ramdigest.d

@@ -6,8 +6,8 @@
 # that the destination's RAM equals the source's (x-query-ram-digest).
 # Environment: DEMO_MEM (guest RAM, default 1G), DEMO_CHANNELS (multifd
 # channels, 4), DEMO_DIRTY_RATE (MiB/s the vCPUs write during the
-# migration, 50; "idle" for none), DEMO_TIMEOUT (seconds the migration may
-# take, 120).
+# migration, 50; "idle" for none; 0 = as fast as they can, which may never
+# converge), DEMO_TIMEOUT (seconds the migration may take, 120).
 # Exit status 0 only when the migration completed and the digests match.
 # Cleans up after itself: the trap stops both migds and removes the temp dir.
 set -euo pipefail

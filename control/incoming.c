@@ -28,7 +28,7 @@
 #include "util/evloop.h"
 #include "util/log.h"
 
-/* ---- status -------------------------------------------------------------------- */
+/* ---- status -------------------------------------------------------------- */
 
 static void set_status(struct incoming *inc, enum mig_status st)
 {
@@ -137,7 +137,7 @@ void incoming_fail(struct incoming *inc, struct mig_error *err)
 	incoming_post(inc, INCOMING_EV_FAILED);
 }
 
-/* ---- starting ------------------------------------------------------------------- */
+/* ---- starting ------------------------------------------------------------ */
 
 static struct incoming *incoming_get(struct migd *md)
 {
@@ -159,14 +159,14 @@ static struct incoming *incoming_get(struct migd *md)
 static const char *transport_name(enum mig_addr_kind kind)
 {
 	static const char *const names[] = {
-		[MIG_ADDR_TCP] = "tcp", [MIG_ADDR_UNIX] = "unix",
+		[MIG_ADDR_TCP] = "tcp",	    [MIG_ADDR_UNIX] = "unix",
 		[MIG_ADDR_VSOCK] = "vsock", [MIG_ADDR_FD] = "fd",
-		[MIG_ADDR_EXEC] = "exec", [MIG_ADDR_RDMA] = "rdma",
+		[MIG_ADDR_EXEC] = "exec",   [MIG_ADDR_RDMA] = "rdma",
 		[MIG_ADDR_FILE] = "file",
 	};
 
 	return (unsigned)kind < sizeof(names) / sizeof(names[0]) ? names[kind]
-								  : "?";
+								 : "?";
 }
 
 /* QEMU's migration_channels_and_transport_compatible(), then what migd's
@@ -178,21 +178,25 @@ static int check_transport(struct migd *md, const struct mig_addr *a,
 		    a->kind == MIG_ADDR_VSOCK;
 	const struct mig_config *cfg = md->config;
 
-	if (mig_config_cap(cfg, MIG_CAP_MAPPED_RAM) && a->kind != MIG_ADDR_FILE) {
+	if (mig_config_cap(cfg, MIG_CAP_MAPPED_RAM) &&
+	    a->kind != MIG_ADDR_FILE) {
 		mig_error_setg(errp, "Migration requires seekable transport "
 				     "(e.g. file)");
 		return -EINVAL;
 	}
 	if ((mig_config_cap(cfg, MIG_CAP_MULTIFD) ||
-	     mig_config_cap(cfg, MIG_CAP_POSTCOPY_PREEMPT)) && !sock &&
-	    !(a->kind == MIG_ADDR_FILE && mig_config_cap(cfg, MIG_CAP_MAPPED_RAM))) {
+	     mig_config_cap(cfg, MIG_CAP_POSTCOPY_PREEMPT)) &&
+	    !sock &&
+	    !(a->kind == MIG_ADDR_FILE &&
+	      mig_config_cap(cfg, MIG_CAP_MAPPED_RAM))) {
 		mig_error_setg(errp, "Migration requires multi-channel URIs "
 				     "(e.g. tcp)");
 		return -EINVAL;
 	}
 	if (!sock) {
-		mig_error_setg(errp, "Incoming migration over '%s' is not "
-				     "supported by migd yet",
+		mig_error_setg(errp,
+			       "Incoming migration over '%s' is not "
+			       "supported by migd yet",
 			       transport_name(a->kind));
 		return -ENOTSUP;
 	}
@@ -244,7 +248,7 @@ int incoming_start_cmdline(struct migd *md, struct mig_error **errp)
 	return ret ? ret : start(md, &addr, errp);
 }
 
-/* ---- migrate-incoming -------------------------------------------------------------- */
+/* ---- migrate-incoming ---------------------------------------------------- */
 
 struct incoming_args {
 	const char *uri;
@@ -257,13 +261,13 @@ struct incoming_args {
 static bool read_channels(struct qapi_in *in, struct incoming_args *a,
 			  struct mig_error **errp)
 {
-	static const char *const types[] = { "main", NULL };
+	static const char *const types[] = {"main", NULL};
 	struct qapi_in list;
 	bool ok = qapi_start_list(in, "channels", &list, errp);
 
 	while (ok && qapi_has(&list, NULL)) {
-		struct qapi_in ch = { 0 };
-		struct mig_addr tmp = { 0 };
+		struct qapi_in ch = {0};
+		struct mig_addr tmp = {0};
 		int type;
 
 		ok = qapi_start_struct(&list, NULL, &ch, errp) &&
@@ -301,7 +305,8 @@ static int target_address(struct incoming_args *a, struct mig_addr *out,
 			  struct mig_error **errp)
 {
 	if (!a->uri == !a->nchannels) {
-		mig_error_setg(errp, "need either 'uri' or 'channels' argument");
+		mig_error_setg(errp,
+			       "need either 'uri' or 'channels' argument");
 		return -EINVAL;
 	}
 	if (a->nchannels > 1) {
@@ -318,8 +323,8 @@ static int target_address(struct incoming_args *a, struct mig_addr *out,
 static json_t *cmd_migrate_incoming(struct migd *md, struct qmp_monitor *mon,
 				    json_t *args, struct mig_error **errp)
 {
-	struct incoming_args a = { 0 };
-	struct mig_addr addr = { 0 };
+	struct incoming_args a = {0};
+	struct mig_addr addr = {0};
 	json_t *ret = NULL;
 
 	if (!read_args(args, &a, errp))
@@ -344,7 +349,7 @@ out:
 }
 
 static const struct qmp_command incoming_commands[] = {
-	{ "migrate-incoming", cmd_migrate_incoming, 0 },
+	{"migrate-incoming", cmd_migrate_incoming, 0},
 };
 
 void incoming_register_qmp(struct qmp_server *srv)
@@ -353,7 +358,7 @@ void incoming_register_qmp(struct qmp_server *srv)
 		     sizeof(incoming_commands) / sizeof(incoming_commands[0]));
 }
 
-/* ---- query and exit ---------------------------------------------------------------- */
+/* ---- query and exit ------------------------------------------------------ */
 
 void incoming_fill_query_info(struct migd *md, json_t *out)
 {

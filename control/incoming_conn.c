@@ -10,11 +10,12 @@
  * received bytes are counted per read on every channel. When none arrive
  * for the timeout, the migration fails, unless the source may be pausing
  * on purpose: the incoming thread waits for a new section (or a footer)
- * and no multifd channel is inside a packet — that is where a source in
- * pause-before-switchover stops, for as long as its operator wants. A dead
- * peer in that state is found by TCP keepalive (socket/). A connection
- * that does not identify itself within the timeout is dropped; after EOF
- * the optional vmdesc is waited for at most that long.
+ * and no multifd channel is inside a packet or waits at a SYNC — that is
+ * where a source in pause-before-switchover stops, for as long as its
+ * operator wants. A dead peer in that state is found by TCP keepalive
+ * (socket/). A connection that does not identify itself within the
+ * timeout is dropped; after EOF the optional vmdesc is waited for at most
+ * that long.
  * Control thread, except the thread bodies and the callbacks they call. */
 #include "control/incoming_priv.h"
 
@@ -38,7 +39,7 @@
 
 #define TICK_MS 1000
 
-/* ---- a channel that counts what it receives ---------------------------------- */
+/* ---- a channel that counts what it receives ------------------------------ */
 
 struct counted_chan {
 	struct channel ch; /* first: the ops get &ch */
@@ -112,7 +113,7 @@ static void count_into(struct channel *ch, _Atomic uint64_t *counter)
 	to_counted(ch)->counter = counter;
 }
 
-/* ---- data plane setup (first connection) ---------------------------------------- */
+/* ---- data plane setup (first connection) --------------------------------- */
 
 static void fail_msg(struct incoming *inc, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -156,8 +157,9 @@ static int check_config(struct incoming *inc)
 	}
 	comp = mig_config_multifd_compression(inc->cfg);
 	if (inc->multifd && comp != MIG_MULTIFD_COMPRESSION_NONE) {
-		fail_msg(inc, "multifd-compression '%s' is not supported by "
-			      "migd's incoming migration yet",
+		fail_msg(inc,
+			 "multifd-compression '%s' is not supported by "
+			 "migd's incoming migration yet",
 			 mig_multifd_compression_names[comp]);
 		return -ENOTSUP;
 	}
@@ -167,8 +169,8 @@ static int check_config(struct incoming *inc)
 static int prepare(struct incoming *inc)
 {
 	struct migd *md = inc->md;
-	struct ram_load_opts ro = { 0 };
-	struct mfd_recv_opts mo = { 0 };
+	struct ram_load_opts ro = {0};
+	struct mfd_recv_opts mo = {0};
 
 	inc->prepared = true;
 	inc->cfg = mig_config_snapshot(md->config);
@@ -212,12 +214,12 @@ static void vms_opts_from(const struct incoming *inc, struct vms_opts *o)
 		mig_config_knob(cfg, MIG_KNOB_STORE_GLOBAL_STATE);
 	o->cap_mapped_ram = mig_config_cap(cfg, MIG_CAP_MAPPED_RAM);
 	o->cap_x_ignore_shared = mig_config_cap(cfg, MIG_CAP_X_IGNORE_SHARED);
-	o->send_uuid = inc->md->has_uuid &&
-		       mig_config_cap(cfg, MIG_CAP_VALIDATE_UUID);
+	o->send_uuid =
+		inc->md->has_uuid && mig_config_cap(cfg, MIG_CAP_VALIDATE_UUID);
 	memcpy(o->uuid, inc->md->uuid, sizeof(o->uuid));
 }
 
-/* ---- the incoming thread ------------------------------------------------------------ */
+/* ---- the incoming thread ------------------------------------------------- */
 
 static void *load_thread(void *opaque)
 {
@@ -254,15 +256,17 @@ static void start_main(struct incoming *inc, struct channel *ch)
 		    mig_config_cap(inc->cfg, MIG_CAP_SWITCHOVER_ACK));
 	ret = pthread_create(&inc->load_thread, NULL, load_thread, inc);
 	if (ret) {
-		fail_msg(inc, "Unable to start the incoming migration thread: "
-			      "%s", strerror(ret));
+		fail_msg(inc,
+			 "Unable to start the incoming migration thread: "
+			 "%s",
+			 strerror(ret));
 		return;
 	}
 	inc->load_started = true;
 	log_info("incoming migration: main channel from %s", ch->desc);
 }
 
-/* ---- classification ---------------------------------------------------------------- */
+/* ---- classification ------------------------------------------------------ */
 
 static bool have_all_channels(struct incoming *inc)
 {
@@ -290,7 +294,8 @@ static void drop_pending(struct incoming *inc, int i, const char *why)
 static void extra_connection(struct channel *ch)
 {
 	log_warn("incoming migration: Extra incoming migration connection "
-		 "from %s; ignoring", ch->desc);
+		 "from %s; ignoring",
+		 ch->desc);
 	chan_close(ch);
 }
 
@@ -343,7 +348,8 @@ static void classify(struct incoming *inc, int i, uint32_t events)
 			start_main(inc, ch);
 	} else if (n < 4) {
 		if (n == 0 || closed)
-			drop_pending(inc, i, "closed before identifying itself");
+			drop_pending(inc, i,
+				     "closed before identifying itself");
 	} else if (n == MFD_INIT_SIZE) {
 		start_multifd(inc, i);
 	} else if (closed) {
@@ -377,7 +383,8 @@ static void add_pending(struct incoming *inc, struct channel *ch)
 
 	if (inc->npending == INCOMING_MAX_PENDING) {
 		log_warn("incoming migration: too many unidentified "
-			 "connections; dropping %s", ch->desc);
+			 "connections; dropping %s",
+			 ch->desc);
 		chan_close(ch);
 		return;
 	}
@@ -433,7 +440,7 @@ static void on_accept(struct ev_loop *loop, int fd, uint32_t events,
 	}
 }
 
-/* ---- idle policy --------------------------------------------------------------------- */
+/* ---- idle policy --------------------------------------------------------- */
 
 static unsigned idle_timeout(struct incoming *inc)
 {
@@ -488,15 +495,17 @@ static void check_idle(struct incoming *inc, unsigned timeout_s)
 	 * (QEMU's destination simply hangs there). */
 	if (inc->mfd && mfd_recv_any_parked(inc->mfd) &&
 	    loadvm_get_stage(&inc->ld) != LOADVM_STAGE_SYNC)
-		fail_msg(inc, "No data received from the migration source for "
-			      "%u seconds (x-incoming-idle-timeout); multifd "
-			      "channels wait at a SYNC: a source older than QEMU "
-			      "8.1 needs -global "
-			      "migration.multifd-flush-after-each-section=on",
+		fail_msg(inc,
+			 "No data received from the migration source for "
+			 "%u seconds (x-incoming-idle-timeout); multifd "
+			 "channels wait at a SYNC: a source older than QEMU "
+			 "8.1 needs -global "
+			 "migration.multifd-flush-after-each-section=on",
 			 timeout_s);
 	else
-		fail_msg(inc, "No data received from the migration source for "
-			      "%u seconds (x-incoming-idle-timeout)",
+		fail_msg(inc,
+			 "No data received from the migration source for "
+			 "%u seconds (x-incoming-idle-timeout)",
 			 timeout_s);
 }
 
@@ -515,7 +524,7 @@ static void on_tick(struct ev_loop *loop, void *opaque)
 	inc->timer = ev_loop_add_timer(loop, TICK_MS, on_tick, inc);
 }
 
-/* ---- listening and teardown ----------------------------------------------------------- */
+/* ---- listening and teardown ---------------------------------------------- */
 
 /* socket-address lists the listeners last first, as QEMU prepends. */
 static json_t *listener_addresses(struct incoming *inc)
@@ -559,8 +568,10 @@ int incoming_listen(struct incoming *inc, struct mig_error **errp)
 				close(inc->lfds[j]); /* never watched */
 			inc->nlfds = i;
 			close_listeners(inc);
-			mig_error_setg(errp, "Cannot watch the listening "
-					     "socket: %s", strerror(-ret));
+			mig_error_setg(errp,
+				       "Cannot watch the listening "
+				       "socket: %s",
+				       strerror(-ret));
 			return ret;
 		}
 	}

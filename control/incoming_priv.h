@@ -51,8 +51,8 @@ enum {
 
 struct incoming {
 	struct migd *md;
-	bool started;   /* QEMU's 'once': migrate-incoming succeeded */
-	bool finished;  /* teardown done (completed or failed) */
+	bool started;  /* QEMU's 'once': migrate-incoming succeeded */
+	bool finished; /* teardown done (completed or failed) */
 	enum mig_status status;
 	struct mig_addr addr;
 	int lfds[INCOMING_MAX_LISTEN];
@@ -82,9 +82,9 @@ struct incoming {
 	/* Shared with the workers. */
 	pthread_mutex_t lock;
 	struct mig_error *error; /* (lock) the first error */
-	unsigned events;         /* (lock) INCOMING_EV_* not handled yet */
+	unsigned events;	 /* (lock) INCOMING_EV_* not handled yet */
 	atomic_bool ending;
-	_Atomic uint64_t main_bytes;    /* received on the main channel */
+	_Atomic uint64_t main_bytes;	/* received on the main channel */
 	_Atomic uint64_t multifd_bytes; /* received on multifd channels */
 };
 

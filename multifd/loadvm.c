@@ -27,14 +27,15 @@ static const struct {
 	const char *idstr;
 	uint32_t version;
 } known_sections[] = {
-	[KIND_RAM] = { "ram", VMS_RAM_VERSION },
-	[KIND_TIMER] = { "timer", VMS_TIMER_VERSION },
-	[KIND_GLOBALSTATE] = { "globalstate", VMS_GLOBALSTATE_VERSION },
+	[KIND_RAM] = {"ram", VMS_RAM_VERSION},
+	[KIND_TIMER] = {"timer", VMS_TIMER_VERSION},
+	[KIND_GLOBALSTATE] = {"globalstate", VMS_GLOBALSTATE_VERSION},
 };
 
 #define NKNOWN (sizeof(known_sections) / sizeof(known_sections[0]))
-#define NSECTIONS_MAX (sizeof(((struct loadvm *)0)->sections) / \
-		       sizeof(((struct loadvm *)0)->sections[0]))
+#define NSECTIONS_MAX                                                          \
+	(sizeof(((struct loadvm *)0)->sections) /                              \
+	 sizeof(((struct loadvm *)0)->sections[0]))
 
 /* Return-path message types (destination to source). */
 enum {
@@ -48,26 +49,27 @@ static const struct {
 	const char *name;
 	int len;
 } commands[] = {
-	[MIG_CMD_INVALID] = { "INVALID", -1 },
-	[MIG_CMD_OPEN_RETURN_PATH] = { "OPEN_RETURN_PATH", 0 },
-	[MIG_CMD_PING] = { "PING", 4 },
-	[MIG_CMD_POSTCOPY_ADVISE] = { "POSTCOPY_ADVISE", -1 },
-	[MIG_CMD_POSTCOPY_LISTEN] = { "POSTCOPY_LISTEN", 0 },
-	[MIG_CMD_POSTCOPY_RUN] = { "POSTCOPY_RUN", 0 },
-	[MIG_CMD_POSTCOPY_RAM_DISCARD] = { "POSTCOPY_RAM_DISCARD", -1 },
-	[MIG_CMD_PACKAGED] = { "PACKAGED", 4 },
-	[MIG_CMD_ENABLE_COLO] = { "ENABLE_COLO", 0 },
-	[MIG_CMD_POSTCOPY_RESUME] = { "POSTCOPY_RESUME", 0 },
-	[MIG_CMD_RECV_BITMAP] = { "RECV_BITMAP", -1 },
-	[MIG_CMD_SWITCHOVER_START] = { "SWITCHOVER_START", 0 },
+	[MIG_CMD_INVALID] = {"INVALID", -1},
+	[MIG_CMD_OPEN_RETURN_PATH] = {"OPEN_RETURN_PATH", 0},
+	[MIG_CMD_PING] = {"PING", 4},
+	[MIG_CMD_POSTCOPY_ADVISE] = {"POSTCOPY_ADVISE", -1},
+	[MIG_CMD_POSTCOPY_LISTEN] = {"POSTCOPY_LISTEN", 0},
+	[MIG_CMD_POSTCOPY_RUN] = {"POSTCOPY_RUN", 0},
+	[MIG_CMD_POSTCOPY_RAM_DISCARD] = {"POSTCOPY_RAM_DISCARD", -1},
+	[MIG_CMD_PACKAGED] = {"PACKAGED", 4},
+	[MIG_CMD_ENABLE_COLO] = {"ENABLE_COLO", 0},
+	[MIG_CMD_POSTCOPY_RESUME] = {"POSTCOPY_RESUME", 0},
+	[MIG_CMD_RECV_BITMAP] = {"RECV_BITMAP", -1},
+	[MIG_CMD_SWITCHOVER_START] = {"SWITCHOVER_START", 0},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 /* QEMU's RunState values (9.0/10.0) that migd's guest does not have. */
 static const char *const other_runstates[] = {
-	"debug", "internal-error", "io-error", "restore-vm", "save-vm",
-	"suspended", "watchdog", "guest-panicked", "colo",
+	"debug",      "internal-error", "io-error",
+	"restore-vm", "save-vm",	"suspended",
+	"watchdog",   "guest-panicked", "colo",
 };
 
 void loadvm_init(struct loadvm *ld, struct qfile *f, struct ram_load *rl,
@@ -88,12 +90,14 @@ static int read_fail(int ret, const char *what, struct mig_error **errp)
 		mig_error_setg(errp, "migration stream ended while reading %s",
 			       what);
 	else
-		mig_error_setg(errp, "error reading %s from the migration "
-				     "stream: %s", what, strerror(-ret));
+		mig_error_setg(errp,
+			       "error reading %s from the migration "
+			       "stream: %s",
+			       what, strerror(-ret));
 	return ret;
 }
 
-/* ---- return path ------------------------------------------------------------ */
+/* ---- return path --------------------------------------------------------- */
 
 static int rp_send(struct loadvm *ld, uint16_t type, uint16_t len,
 		   uint32_t value)
@@ -124,8 +128,10 @@ static int open_return_path(struct loadvm *ld, struct mig_error **errp)
 		return 0;
 	ret = rp_send(ld, RP_MSG_SWITCHOVER_ACK, 0, 0);
 	if (ret)
-		mig_error_setg(errp, "Could not send switchover ack RP MSG, "
-				     "err %d (%s)", ret, strerror(-ret));
+		mig_error_setg(errp,
+			       "Could not send switchover ack RP MSG, "
+			       "err %d (%s)",
+			       ret, strerror(-ret));
 	return ret;
 }
 
@@ -137,8 +143,10 @@ static int ping(struct loadvm *ld, struct mig_error **errp)
 	if (ret)
 		return read_fail(ret, "a command", errp);
 	if (!ld->return_path) {
-		mig_error_setg(errp, "CMD_PING (0x%x) received with no return "
-				     "path", v);
+		mig_error_setg(errp,
+			       "CMD_PING (0x%x) received with no return "
+			       "path",
+			       v);
 		return -EINVAL;
 	}
 	rp_send(ld, RP_MSG_PONG, 4, v); /* QEMU ignores a failed PONG too */
@@ -155,13 +163,15 @@ static int process_command(struct loadvm *ld, struct mig_error **errp)
 	if (ret)
 		return read_fail(ret, "a command", errp);
 	if (cmd == MIG_CMD_INVALID || cmd >= NCOMMANDS) {
-		mig_error_setg(errp, "MIG_CMD 0x%x unknown (len 0x%x)", cmd, len);
+		mig_error_setg(errp, "MIG_CMD 0x%x unknown (len 0x%x)", cmd,
+			       len);
 		return -EINVAL;
 	}
 	if (commands[cmd].len != -1 && commands[cmd].len != len) {
-		mig_error_setg(errp, "%s received with bad length - expecting "
-				     "%d, got %d", commands[cmd].name,
-			       commands[cmd].len, len);
+		mig_error_setg(errp,
+			       "%s received with bad length - expecting "
+			       "%d, got %d",
+			       commands[cmd].name, commands[cmd].len, len);
 		return -ERANGE;
 	}
 	switch (cmd) {
@@ -178,7 +188,7 @@ static int process_command(struct loadvm *ld, struct mig_error **errp)
 	}
 }
 
-/* ---- sections ------------------------------------------------------------------- */
+/* ---- sections ------------------------------------------------------------ */
 
 static struct loadvm_section *find_section(struct loadvm *ld, uint32_t id)
 {
@@ -218,8 +228,8 @@ static int load_globalstate(struct loadvm *ld, uint32_t version,
 	ld->src_runstate = guest_runstate_lookup(name);
 	if (ld->src_runstate >= 0)
 		return 0;
-	for (size_t i = 0; i < sizeof(other_runstates) /
-				       sizeof(other_runstates[0]); i++) {
+	for (size_t i = 0;
+	     i < sizeof(other_runstates) / sizeof(other_runstates[0]); i++) {
 		if (!strcmp(name, other_runstates[i])) {
 			ld->src_runstate = GUEST_RUNSTATE__MAX;
 			return 0;
@@ -263,8 +273,8 @@ static int section_start_full(struct loadvm *ld, struct mig_error **errp)
 	uint32_t id, instance, version;
 	char idstr[256];
 	size_t kind;
-	int ret = vms_get_section_header(ld->f, &id, idstr, &instance,
-					 &version, errp);
+	int ret = vms_get_section_header(ld->f, &id, idstr, &instance, &version,
+					 errp);
 
 	if (ret)
 		return ret;
@@ -272,16 +282,19 @@ static int section_start_full(struct loadvm *ld, struct mig_error **errp)
 		if (!strcmp(idstr, known_sections[kind].idstr))
 			break;
 	if (kind == NKNOWN || instance != 0) {
-		mig_error_setg(errp, "Unknown savevm section or instance '%s' "
-				     "%u. Make sure that your current VM setup "
-				     "matches your saved VM setup, including "
-				     "any hotplugged devices", idstr, instance);
+		mig_error_setg(errp,
+			       "Unknown savevm section or instance '%s' "
+			       "%u. Make sure that your current VM setup "
+			       "matches your saved VM setup, including "
+			       "any hotplugged devices",
+			       idstr, instance);
 		return -EINVAL;
 	}
 	if (version > known_sections[kind].version) {
-		mig_error_setg(errp, "savevm: unsupported version %u for '%s' "
-				     "v%u", version, idstr,
-			       known_sections[kind].version);
+		mig_error_setg(errp,
+			       "savevm: unsupported version %u for '%s' "
+			       "v%u",
+			       version, idstr, known_sections[kind].version);
 		return -EINVAL;
 	}
 	ret = register_section(ld, id, (int)kind, version, errp);
@@ -305,7 +318,7 @@ static int section_part_end(struct loadvm *ld, struct mig_error **errp)
 	return load_body(ld, s, errp);
 }
 
-/* ---- the stream --------------------------------------------------------------------- */
+/* ---- the stream ---------------------------------------------------------- */
 
 /* Dispatches one top-level item; *eof is set at QEMU_VM_EOF. */
 static int load_item(struct loadvm *ld, bool *eof, struct mig_error **errp)

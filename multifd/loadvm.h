@@ -30,16 +30,16 @@ enum loadvm_stage {
 };
 
 struct loadvm {
-	struct qfile *f;          /* the main stream */
+	struct qfile *f; /* the main stream */
 	struct ram_load *rl;
-	struct vms_opts vms;      /* what both ends must agree on */
-	bool switchover_ack;      /* the local switchover-ack capability */
-	_Atomic int stage;        /* enum loadvm_stage */
+	struct vms_opts vms; /* what both ends must agree on */
+	bool switchover_ack; /* the local switchover-ack capability */
+	_Atomic int stage;   /* enum loadvm_stage */
 	/* Results: */
-	int src_runstate;         /* from globalstate: a guest_runstate, or
-				   * GUEST_RUNSTATE__MAX for a QEMU state migd
-				   * lacks; -1 when none came */
-	bool return_path;         /* the source opened the return path */
+	int src_runstate; /* from globalstate: a guest_runstate, or
+			   * GUEST_RUNSTATE__MAX for a QEMU state migd
+			   * lacks; -1 when none came */
+	bool return_path; /* the source opened the return path */
 	/* Section ids seen in START/FULL headers. */
 	struct loadvm_section {
 		uint32_t id;

@@ -38,11 +38,11 @@ enum chan_state {
 struct mfd_recv_chan {
 	struct mfd_recv *r;
 	unsigned id;
-	bool claimed;          /* init packet accepted (control thread) */
-	struct channel *ch;    /* under r->lock until free */
+	bool claimed;	    /* init packet accepted (control thread) */
+	struct channel *ch; /* under r->lock until free */
 	pthread_t thread;
 	bool thread_started;
-	_Atomic int state;     /* enum chan_state */
+	_Atomic int state; /* enum chan_state */
 	uint8_t buf[MFD_PACKET_SIZE];
 	struct mfd_packet pkt;
 	struct iovec iov[MFD_PAGE_COUNT];
@@ -72,7 +72,7 @@ static enum chan_state get_state(struct mfd_recv_chan *c)
 						     memory_order_relaxed);
 }
 
-/* ---- life cycle ----------------------------------------------------------- */
+/* ---- life cycle ---------------------------------------------------------- */
 
 struct mfd_recv *mfd_recv_new(const struct mfd_recv_opts *o,
 			      struct ram_load *rl, mfd_recv_fail_fn fail,
@@ -135,7 +135,7 @@ void mfd_recv_free(struct mfd_recv *r)
 	free(r);
 }
 
-/* ---- channel setup (control thread) ---------------------------------------------- */
+/* ---- channel setup (control thread) -------------------------------------- */
 
 int mfd_recv_accept_init(struct mfd_recv *r, const uint8_t in[MFD_INIT_SIZE],
 			 unsigned *id, struct mig_error **errp)
@@ -149,8 +149,10 @@ int mfd_recv_accept_init(struct mfd_recv *r, const uint8_t in[MFD_INIT_SIZE],
 		return ret;
 	if (r->chans[init.id].claimed) {
 		/* QEMU's message, stray quote included */
-		mig_error_setg(errp, "multifd: received id '%d' already "
-				     "setup'", init.id);
+		mig_error_setg(errp,
+			       "multifd: received id '%d' already "
+			       "setup'",
+			       init.id);
 		return -EINVAL;
 	}
 	r->chans[init.id].claimed = true;
@@ -176,8 +178,10 @@ int mfd_recv_start(struct mfd_recv *r, unsigned id, struct channel *ch,
 		ret = -pthread_create(&c->thread, NULL, recv_thread, c);
 		if (ret) {
 			c->ch = NULL;
-			mig_error_setg(errp, "Unable to start multifd receive "
-					     "thread: %s", strerror(-ret));
+			mig_error_setg(errp,
+				       "Unable to start multifd receive "
+				       "thread: %s",
+				       strerror(-ret));
 		}
 		c->thread_started = !ret;
 	}
@@ -197,9 +201,12 @@ bool mfd_recv_all_connected(struct mfd_recv *r)
 
 bool mfd_recv_idle(struct mfd_recv *r)
 {
-	for (unsigned i = 0; i < r->o.channels; i++)
-		if (get_state(&r->chans[i]) == CHAN_BUSY)
+	for (unsigned i = 0; i < r->o.channels; i++) {
+		enum chan_state s = get_state(&r->chans[i]);
+
+		if (s == CHAN_BUSY || s == CHAN_PARKED)
 			return false;
+	}
 	return true;
 }
 
@@ -211,15 +218,17 @@ bool mfd_recv_any_parked(struct mfd_recv *r)
 	return false;
 }
 
-/* ---- the barrier ----------------------------------------------------------------- */
+/* ---- the barrier --------------------------------------------------------- */
 
 /* A channel that ended (or never will park) before a sync completes. */
 static int ended_before_sync(struct mfd_recv *r, struct mig_error **errp)
 {
 	for (unsigned i = 0; i < r->o.channels; i++) {
 		if (get_state(&r->chans[i]) == CHAN_DONE) {
-			mig_error_setg(errp, "multifd: channel %u was closed "
-					     "before its SYNC packet", i);
+			mig_error_setg(errp,
+				       "multifd: channel %u was closed "
+				       "before its SYNC packet",
+				       i);
 			return -EPIPE;
 		}
 	}
@@ -282,7 +291,7 @@ static void mark_done(struct mfd_recv_chan *c)
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* ---- packets ------------------------------------------------------------------------- */
+/* ---- packets ------------------------------------------------------------- */
 
 /* QEMU's wording for a failed read (qio_channel_read_all()). */
 static int read_error(int ret, const char *eof_msg, struct mig_error **errp)
@@ -321,8 +330,10 @@ static int read_packet(struct mfd_recv_chan *c, struct channel *ch,
 	ret = chan_read_all(ch, c->buf + MFD_COMMON_SIZE,
 			    MFD_PACKET_SIZE - MFD_COMMON_SIZE);
 	if (ret)
-		return read_error(ret, "multifd: unexpected EOF after packet "
-				       "header", errp);
+		return read_error(ret,
+				  "multifd: unexpected EOF after packet "
+				  "header",
+				  errp);
 	ret = mfd_packet_decode(c->buf, &c->pkt, errp);
 	if (!ret)
 		ret = mfd_packet_check_method(&c->pkt, c->id, c->r->o.method,
@@ -331,8 +342,8 @@ static int read_packet(struct mfd_recv_chan *c, struct channel *ch,
 }
 
 /* Every offset the packet names: page aligned and inside the block. */
-static int check_offsets(const struct mfd_packet *p,
-			 const struct ram_block *b, struct mig_error **errp)
+static int check_offsets(const struct mfd_packet *p, const struct ram_block *b,
+			 struct mig_error **errp)
 {
 	uint32_t n = p->normal_pages + p->zero_pages;
 
@@ -340,14 +351,17 @@ static int check_offsets(const struct mfd_packet *p,
 		uint64_t off = p->offset[i];
 
 		if (!ram_block_contains(b, off, RAM_TARGET_PAGE_SIZE)) {
-			mig_error_setg(errp, "multifd: offset too long %" PRIu64
-					     " (max %" PRIx64 ")", off,
-				       b->used_length);
+			mig_error_setg(errp,
+				       "multifd: offset too long %" PRIu64
+				       " (max %" PRIx64 ")",
+				       off, b->used_length);
 			return -EINVAL;
 		}
 		if (off % RAM_TARGET_PAGE_SIZE) {
-			mig_error_setg(errp, "multifd: offset %" PRIu64
-					     " is not page aligned", off);
+			mig_error_setg(errp,
+				       "multifd: offset %" PRIu64
+				       " is not page aligned",
+				       off);
 			return -EINVAL;
 		}
 	}
@@ -388,8 +402,9 @@ static int land_normal(struct mfd_recv_chan *c, struct channel *ch, int idx,
 		uint8_t *page = host + c->pkt.offset[i];
 
 		ram_load_mark_page(rl, idx, c->pkt.offset[i]);
-		if (n && (uint8_t *)c->iov[n - 1].iov_base +
-					 c->iov[n - 1].iov_len == page) {
+		if (n &&
+		    (uint8_t *)c->iov[n - 1].iov_base + c->iov[n - 1].iov_len ==
+			    page) {
 			c->iov[n - 1].iov_len += RAM_TARGET_PAGE_SIZE;
 			continue;
 		}

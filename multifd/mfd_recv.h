@@ -21,9 +21,9 @@ struct ram_load;
 struct mfd_recv;
 
 struct mfd_recv_opts {
-	unsigned channels;   /* multifd-channels, 1..255 */
-	uint8_t uuid[16];    /* the local UUID (zero when unset) */
-	uint32_t method;     /* compression bits expected (0: none) */
+	unsigned channels; /* multifd-channels, 1..255 */
+	uint8_t uuid[16];  /* the local UUID (zero when unset) */
+	uint32_t method;   /* compression bits expected (0: none) */
 	/* Tests and fuzzing only: a SYNC packet does not wait for
 	 * mfd_recv_sync(), so one thread can drive a channel alone. */
 	bool sync_noop;
@@ -61,8 +61,10 @@ int mfd_recv_sync(struct mfd_recv *r, struct mig_error **errp);
 /* Breaks the barrier and shuts every channel down so blocked threads
  * return; threads then exit without reporting errors. Any thread. */
 void mfd_recv_shutdown(struct mfd_recv *r);
-/* True when no channel is in the middle of a packet: each one waits for a
- * packet's first byte, sits at a SYNC, or has ended. Any thread. */
+/* True when every channel waits for a packet's first byte, has ended, or
+ * has not connected yet: none is inside a packet or sits at a SYNC (a
+ * source pauses between sections, after the main stream asked for its
+ * SYNCs). Any thread. */
 bool mfd_recv_idle(struct mfd_recv *r);
 /* True when some channel sits at a SYNC, waiting for mfd_recv_sync().
  * Any thread. */

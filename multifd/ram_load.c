@@ -41,7 +41,7 @@ struct ram_load {
 	_Atomic uint64_t zero_pages;
 };
 
-/* ---- setup ------------------------------------------------------------------ */
+/* ---- setup --------------------------------------------------------------- */
 
 static int block_init(struct ram_load_block *lb, struct ram_block *b,
 		      const struct ram_load_opts *o)
@@ -73,12 +73,12 @@ struct ram_load *ram_load_new(const struct guest *g,
 		return NULL;
 	rl->opts = *o;
 	rl->last_block = -1;
-	guest_for_each_block(g, b)
-		n++;
+	guest_for_each_block(g, b) n++;
 	rl->blocks = calloc(n ? (size_t)n : 1, sizeof(*rl->blocks));
 	if (!rl->blocks)
 		goto err_free;
-	guest_for_each_block(g, b) {
+	guest_for_each_block(g, b)
+	{
 		if (block_init(&rl->blocks[rl->nblocks], b, o) < 0)
 			goto err_free;
 		rl->nblocks++;
@@ -99,14 +99,13 @@ void ram_load_free(struct ram_load *rl)
 	free(rl);
 }
 
-void ram_load_set_sync(struct ram_load *rl, ram_load_sync_fn fn,
-		       void *opaque)
+void ram_load_set_sync(struct ram_load *rl, ram_load_sync_fn fn, void *opaque)
 {
 	rl->sync = fn;
 	rl->sync_opaque = opaque;
 }
 
-/* ---- landing ------------------------------------------------------------------ */
+/* ---- landing ------------------------------------------------------------- */
 
 int ram_load_lookup(const struct ram_load *rl, const char *name)
 {
@@ -126,8 +125,8 @@ bool ram_load_block_skipped(const struct ram_load *rl, int idx)
 	return rl->blocks[idx].skipped;
 }
 
-static unsigned long *page_word(struct ram_load *rl, int idx,
-				uint64_t offset, unsigned long *mask)
+static unsigned long *page_word(struct ram_load *rl, int idx, uint64_t offset,
+				unsigned long *mask)
 {
 	uint64_t page = offset / RAM_TARGET_PAGE_SIZE;
 
@@ -187,7 +186,7 @@ uint64_t ram_load_zero_pages(const struct ram_load *rl)
 	return atomic_load_explicit(&rl->zero_pages, memory_order_relaxed);
 }
 
-/* ---- the section's records ------------------------------------------------------ */
+/* ---- the section's records ----------------------------------------------- */
 
 static int read_fail(int ret, struct mig_error **errp)
 {
@@ -195,8 +194,10 @@ static int read_fail(int ret, struct mig_error **errp)
 		mig_error_setg(errp, "migration stream ended while reading "
 				     "a RAM record");
 	else
-		mig_error_setg(errp, "error reading a RAM record from the "
-				     "migration stream: %s", strerror(-ret));
+		mig_error_setg(errp,
+			       "error reading a RAM record from the "
+			       "migration stream: %s",
+			       strerror(-ret));
 	return ret;
 }
 
@@ -223,8 +224,10 @@ static int parse_block_entry(struct ram_load *rl, struct qfile *f,
 		return read_fail(ret, errp);
 	idx = ram_load_lookup(rl, id);
 	if (idx < 0) {
-		mig_error_setg(errp, "Unknown ramblock \"%s\", cannot accept "
-				     "migration", id);
+		mig_error_setg(errp,
+			       "Unknown ramblock \"%s\", cannot accept "
+			       "migration",
+			       id);
 		return -EINVAL;
 	}
 	/* QEMU compares the host-page-aligned length; migd's blocks cannot
@@ -234,16 +237,17 @@ static int parse_block_entry(struct ram_load *rl, struct qfile *f,
 			  : (*length + RAM_TARGET_PAGE_SIZE - 1) &
 				    RAM_TARGET_PAGE_MASK;
 	if (aligned != rl->blocks[idx].b->used_length) {
-		mig_error_setg(errp, "Length mismatch: %s: 0x%" PRIx64
-				     " in != 0x%" PRIx64 ": Invalid argument",
+		mig_error_setg(errp,
+			       "Length mismatch: %s: 0x%" PRIx64
+			       " in != 0x%" PRIx64 ": Invalid argument",
 			       id, aligned, rl->blocks[idx].b->used_length);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-static int parse_mem_size(struct ram_load *rl, struct qfile *f,
-			  uint64_t total, struct mig_error **errp)
+static int parse_mem_size(struct ram_load *rl, struct qfile *f, uint64_t total,
+			  struct mig_error **errp)
 {
 	uint64_t left = total, length;
 	int ret;
@@ -253,9 +257,10 @@ static int parse_mem_size(struct ram_load *rl, struct qfile *f,
 		if (ret)
 			return ret;
 		if (length > left) {
-			mig_error_setg(errp, "RAM block lengths do not add up "
-					     "to the announced RAM size 0x%"
-					     PRIx64, total);
+			mig_error_setg(errp,
+				       "RAM block lengths do not add up "
+				       "to the announced RAM size 0x%" PRIx64,
+				       total);
 			return -EINVAL;
 		}
 		left -= length;
@@ -373,8 +378,10 @@ static int load_record(struct ram_load *rl, struct qfile *f, bool *eos,
 	default:
 		/* Also HOOK (RDMA), XBZRLE and COMPRESS_PAGE (gone in 9.1):
 		 * migd's destination supports none of them. */
-		mig_error_setg(errp, "Unknown combination of migration flags: "
-				     "0x%x", (unsigned)flags);
+		mig_error_setg(errp,
+			       "Unknown combination of migration flags: "
+			       "0x%x",
+			       (unsigned)flags);
 		return -EINVAL;
 	}
 }
@@ -386,8 +393,10 @@ int ram_load_section(struct ram_load *rl, struct qfile *f, uint32_t version,
 	int ret = 0;
 
 	if (version != VMS_RAM_VERSION) {
-		mig_error_setg(errp, "savevm: unsupported version %u for 'ram' "
-				     "v%u", version, VMS_RAM_VERSION);
+		mig_error_setg(errp,
+			       "savevm: unsupported version %u for 'ram' "
+			       "v%u",
+			       version, VMS_RAM_VERSION);
 		return -EINVAL;
 	}
 	while (!ret && !eos)

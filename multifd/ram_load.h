@@ -23,9 +23,9 @@ struct ram_block;
 struct ram_load;
 
 struct ram_load_opts {
-	bool multifd;                  /* the multifd capability */
+	bool multifd;		       /* the multifd capability */
 	bool flush_after_each_section; /* legacy: sync at every RAM EOS */
-	bool x_ignore_shared;          /* MEM_SIZE carries a GPA per block;
+	bool x_ignore_shared;	       /* MEM_SIZE carries a GPA per block;
 					* shared blocks are not migrated */
 };
 
@@ -41,15 +41,14 @@ void ram_load_free(struct ram_load *rl);
 /* The multifd sync used at MULTIFD_FLUSH (and at EOS in legacy mode).
  * Without one (or without the multifd option) sync points are no-ops, as
  * in QEMU. */
-void ram_load_set_sync(struct ram_load *rl, ram_load_sync_fn fn,
-		       void *opaque);
+void ram_load_set_sync(struct ram_load *rl, ram_load_sync_fn fn, void *opaque);
 
 /* Loads the body of one ram section (START/PART/END or FULL) up to and
  * including its EOS record. 0 or -errno with QEMU's message in *errp. */
 int ram_load_section(struct ram_load *rl, struct qfile *f, uint32_t version,
 		     struct mig_error **errp);
 
-/* ---- landing (any thread) ---- */
+/* ---- landing (any thread) ------------------------------------------------ */
 /* Index of the block named name, or -1. */
 int ram_load_lookup(const struct ram_load *rl, const char *name);
 struct ram_block *ram_load_block(const struct ram_load *rl, int idx);

@@ -146,28 +146,39 @@ def machine_info():
 
 # ---- limits ----------------------------------------------------------------
 
-def iperf3_gbs(streams, seconds):
-    """Loopback TCP GB/s (receiver side) with `streams` parallel streams."""
+def iperf3_once(streams, seconds):
+    """Sum of the receivers' GB/s of `streams` iperf3 pairs run at once.
+    One process per stream: iperf3 3.12 runs all -P streams on one thread,
+    while migd gives each multifd channel its own thread."""
     from tests.system.migdtest import free_tcp_port
-    port = free_tcp_port()
-    server = subprocess.Popen(["iperf3", "-s", "-1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    ports = [free_tcp_port() for _ in range(streams)]
+    servers = [subprocess.Popen(["iperf3", "-s", "-1", "-p", str(p)],
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for p in ports]
     try:
-        out = None
-        for _ in range(50):
-            r = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port),
-                                "-t", str(seconds), "-P", str(streams), "-J"],
-                               capture_output=True, text=True)
-            out = json.loads(r.stdout or "{}")
-            if "error" not in out:
-                break
-            time.sleep(0.1)   # the server is not listening yet
-        return out["end"]["sum_received"]["bits_per_second"] / 8 / GB
+        time.sleep(0.5)   # let the servers listen
+        clients = [subprocess.Popen(["iperf3", "-c", "127.0.0.1", "-p", str(p),
+                                     "-t", str(seconds), "-J"],
+                                    stdout=subprocess.PIPE, text=True)
+                   for p in ports]
+        outs = [json.loads(c.communicate()[0] or "{}") for c in clients]
+        if any("error" in o or "end" not in o for o in outs):
+            return None
+        return sum(o["end"]["sum_received"]["bits_per_second"]
+                   for o in outs) / 8 / GB
     finally:
-        if server.poll() is None:
-            server.kill()
-        server.wait()
+        for srv in servers:
+            if srv.poll() is None:
+                srv.kill()
+            srv.wait()
+
+
+def iperf3_gbs(streams, seconds):
+    for _ in range(3):
+        gbs = iperf3_once(streams, seconds)
+        if gbs is not None:
+            return gbs
+    raise RuntimeError("iperf3 failed 3 times")
 
 
 def run_limits(cfg):
@@ -189,7 +200,7 @@ def run_limits(cfg):
 
 def limits_table(runs):
     keys = [("tcp_1_gbs", "loopback TCP, 1 stream (iperf3)"),
-            ("tcp_2_gbs", "loopback TCP, 2 streams (iperf3)"),
+            ("tcp_2_gbs", "loopback TCP, 2 streams (2 iperf3 pairs)"),
             ("memcpy_gbs", "memcpy, 1 thread"),
             ("zero_scan_gbs", "zero-page scan (mfd_page_is_zero)"),
             ("first_touch_4k_warm_gbs", "first touch 4 KiB, warm"),
@@ -205,14 +216,18 @@ def limits_table(runs):
 
 # ---- migrations --------------------------------------------------------------
 
+# Destination RAM. The backend's id is the RAM block's name, so it is
+# "ram", the name of the source's plain -m block (QEMU's way to replace the
+# default RAM backend).
+def backend(size, opts):
+    return ["-object", "memory-backend-ram,id=ram,size=%s%s" % (size, opts),
+            "-machine", "memory-backend=ram"]
+
+
 DST_ARGS = {
     "anon": lambda size: ["-m", size],
-    "anon-thp": lambda size: [
-        "-object", "memory-backend-ram,id=m0,size=%s,x-thp=on" % size,
-        "-machine", "memory-backend=m0"],
-    "prealloc": lambda size: [
-        "-object", "memory-backend-ram,id=m0,size=%s,prealloc=on" % size,
-        "-machine", "memory-backend=m0"],
+    "anon-thp": lambda size: backend(size, ",x-thp=on"),
+    "prealloc": lambda size: backend(size, ",prealloc=on"),
 }
 
 
@@ -236,9 +251,17 @@ class Source:
     stop after each migration brings it back from postmigrate)."""
 
     def __init__(self, cfg, size, content, smp=2):
-        from tests.system.migdtest import Migd, wait_for
         self.size = size
-        self.m = Migd(["-m", size, "-smp", str(smp)])
+        self.m = new_migd(["-m", size, "-smp", str(smp)])
+        try:
+            self._fill(content)
+        except BaseException:
+            self.close()
+            raise
+        self.running = True
+
+    def _fill(self, content):
+        from tests.system.migdtest import wait_for
         self.q = self.m.qmp()
         self.q.cmd("x-guest-workload", {"dirty-rate": 0,
                                         "pattern": "sequential",
@@ -248,7 +271,6 @@ class Source:
         self.q.cmd("x-guest-workload", {"dirty-rate": "idle"})
         self.ram_bytes = sum(b["size"] for b in
                              self.q.cmd("x-query-ram-digest"))
-        self.running = True
 
     def stop_guest(self):
         self.q.cmd("stop")
@@ -266,9 +288,28 @@ class Source:
         self.m.cleanup()
 
 
+def new_migd(args):
+    """A migd (tests/system/migdtest.py) given up to 120 s to come up:
+    prealloc=on faults in all RAM before the monitor exists."""
+    from tests.system import migdtest
+
+    class BenchMigd(migdtest.Migd):
+        def start(self):
+            self.stderr = open(self.log_path + ".stderr", "w+")
+            self.proc = subprocess.Popen(
+                self.command_line(), stdout=subprocess.DEVNULL,
+                stderr=self.stderr, stdin=subprocess.DEVNULL)
+            migdtest.wait_for(lambda: os.path.exists(self.sock_path) or
+                              self.proc.poll() is not None,
+                              timeout=120, what="QMP socket")
+            if self.proc.poll() is not None:
+                raise RuntimeError("migd exited early: %s" %
+                                   self.read_stderr())
+    return BenchMigd(args)
+
+
 def start_dst(cfg, size, kind):
-    from tests.system.migdtest import Migd
-    return Migd(DST_ARGS[kind](size) + ["-incoming", "defer"])
+    return new_migd(DST_ARGS[kind](size) + ["-incoming", "defer"])
 
 
 def configure(qs, qd, channels, **src_params):
@@ -320,9 +361,11 @@ def migrate_once(cfg, src, channels, dst_kind, interval=0.05, rss=False,
                  **src_params):
     """One migration to a fresh destination; returns the figures."""
     from tests.system.migdtest import free_tcp_port
+    t0 = time.monotonic()
     dst = start_dst(cfg, src.size, dst_kind)
     try:
         qs, qd = src.q, dst.qmp()
+        dst_start_s = time.monotonic() - t0   # prealloc=on: the prefault
         configure(qs, qd, channels, **src_params)
         uri = "tcp:127.0.0.1:%d" % free_tcp_port()
         qd.cmd("migrate-incoming", uri=uri)
@@ -344,7 +387,8 @@ def migrate_once(cfg, src, channels, dst_kind, interval=0.05, rss=False,
         if digest(qd) != src.digest:
             raise RuntimeError("RAM digests differ: benchmark void")
         res = figures(info, c1s - c0[0], c1d - c0[1])
-        res.update(expected_downtime=sampler.expected, load=loadavg())
+        res.update(expected_downtime_ms=sampler.expected, load=loadavg(),
+                   dst_start_s=dst_start_s)
         if rss:
             res.update(guest_rss_mib=guest_rss / 1024,
                        idle_overhead_mib=(base_rss - guest_rss) / 1024,
@@ -410,9 +454,10 @@ def random_table(results):
         col = lambda k, p=2: fmt(stat([r[k] for r in runs]), p)
         rows.append((chan_name(ch), kind, col("gbs"), col("total_time_s"),
                      col("src_cpu_s_per_gb"), col("dst_cpu_s_per_gb"),
-                     col("downtime_ms", 0)))
+                     col("downtime_ms", 0), col("dst_start_s")))
     return table(["channels", "destination RAM", "GB/s", "time s",
-                  "src CPU s/GB", "dst CPU s/GB", "downtime ms"], rows)
+                  "src CPU s/GB", "dst CPU s/GB", "downtime ms",
+                  "dst start-up s"], rows)
 
 
 def run_zero(cfg):
@@ -490,6 +535,53 @@ def rss_table(results):
                   "idle, before migrate MiB", "target MiB", "met"], rows)
 
 
+# ---- targets of issue 3 ------------------------------------------------------
+
+def median_of(runs, key):
+    s = stat([r[key] for r in runs])
+    return s["median"] if s else None
+
+
+def check(rows, what, value, target, ok):
+    if value is not None and target is not None:
+        rows.append((what, value, target, "yes" if ok else "**no**"))
+
+
+def random_targets(rows, res, tcp2):
+    prefault = {ch: median_of(runs, "gbs") for (ch, kind), runs in
+                res.items() if kind == "prealloc"}
+    if tcp2 and 2 in prefault:
+        check(rows, "prefaulted, multifd 2: GB/s ≥ 90% of TCP 2 streams",
+              "%.2f" % prefault[2], "≥ %.2f" % (0.9 * tcp2),
+              prefault[2] >= 0.9 * tcp2)
+    for (ch, kind), runs in res.items():
+        if kind == "prealloc" or ch not in prefault:
+            continue
+        gbs = median_of(runs, "gbs")
+        check(rows, "%s, %s: within 20%% of prefaulted" % (
+            chan_name(ch), kind), "%.2f" % gbs,
+            "≥ %.2f" % (0.8 * prefault[ch]), gbs >= 0.8 * prefault[ch])
+
+
+def targets_table(sections):
+    rows = []
+    limits = sections.get("limits")
+    tcp2 = median_of(limits, "tcp_2_gbs") if limits else None
+    if "random" in sections:
+        random_targets(rows, sections["random"], tcp2)
+    for (ch, kind), runs in sections.get("live", {}).items():
+        dt = median_of(runs, "downtime_ms")
+        check(rows, "live, %s: median downtime ≤ downtime-limit" %
+              chan_name(ch), "%.0f ms" % dt, "≤ 300 ms", dt <= 300)
+    for (ch, kind), runs in sections.get("rss", {}).items():
+        worst = max(r["overhead_mib"] for r in runs)
+        check(rows, "sender RSS beyond guest RAM, %s" % chan_name(ch),
+              "%.1f MiB (worst run)" % worst, "≤ %d MiB" % (32 + 2 * ch),
+              worst <= 32 + 2 * ch)
+    return table(["target (issue 3)", "measured (median)", "target", "met"],
+                 rows) if rows else None
+
+
 # ---- driver ------------------------------------------------------------------
 
 SECTIONS = ("limits", "random", "zero", "live", "rss")
@@ -507,8 +599,10 @@ def parse_args(argv):
     p.add_argument("--json", help="write raw results here")
     p.add_argument("--load-limit", type=float, default=1.0,
                    help="wait for the 1-min load average to drop below this")
-    p.add_argument("--load-wait", type=float, default=30,
+    p.add_argument("--load-wait", type=float, default=10,
                    help="...but at most this many seconds before each run")
+    p.add_argument("--section-load-wait", type=float, default=120,
+                   help="...and this many before each section")
     return p.parse_args(argv)
 
 
@@ -572,22 +666,30 @@ def main(argv):
     info = machine_info()
     results = {"machine": info, "config": {k: v for k, v in vars(cfg).items()
                                            if not callable(v)}}
-    out = [header(cfg, info)]
+    print(header(cfg, info), flush=True)
     t0 = time.monotonic()
+    sections = {}
     for name in cfg.sections:
         run, render, title = SECTION_RUNNERS[name]
-        log("== %s (%.0f s elapsed)" % (name, time.monotonic() - t0))
+        wait_quiet(cfg.load_limit, cfg.section_load_wait)
+        log("== %s (%.0f s elapsed, load %.2f)" % (
+            name, time.monotonic() - t0, loadavg()))
         res = run(cfg)
+        sections[name] = res
         results[name] = res if isinstance(res, list) else \
             [{"config": list(k), "runs": v} for k, v in res.items()]
-        out += ["## %s" % title, "", render(res), ""]
-        print("\n".join(out[-4:]), flush=True) if len(out) > 4 else None
+        print("## %s\n\n%s\n" % (title, render(res)), flush=True)
+        if cfg.json:   # after every section: a late failure keeps the rest
+            with open(cfg.json, "w") as f:
+                json.dump(results, f, indent=1)
+    summary = targets_table(sections)
+    if summary:
+        print("## Targets\n\n%s\n" % summary)
     results["elapsed_s"] = time.monotonic() - t0
     if cfg.json:
         with open(cfg.json, "w") as f:
             json.dump(results, f, indent=1)
-    log("== done in %.0f s" % results["elapsed_s"])
-    print("\n".join(out))
+    print("Suite time: %.0f s." % results["elapsed_s"])
 
 
 if __name__ == "__main__":

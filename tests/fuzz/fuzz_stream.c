@@ -44,8 +44,7 @@ struct in_chan {
 	size_t len, pos, max_io;
 };
 
-static ssize_t in_readv(struct channel *ch, const struct iovec *iov,
-			int iovcnt)
+static ssize_t in_readv(struct channel *ch, const struct iovec *iov, int iovcnt)
 {
 	struct in_chan *c = (struct in_chan *)ch;
 	size_t total = 0, budget = c->max_io ? c->max_io : SIZE_MAX;
@@ -88,7 +87,7 @@ static const struct channel_ops in_ops = {
 	.close = in_nop,
 };
 
-/* ---- the guest: two heap blocks ---------------------------------------------- */
+/* ---- the guest: two heap blocks ------------------------------------------ */
 
 static struct guest fuzz_guest;
 static struct ram_block fuzz_blocks[2];
@@ -116,7 +115,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* ---- the two parsers --------------------------------------------------------------- */
+/* ---- the two parsers ----------------------------------------------------- */
 
 /* FUZZ_STREAM_VERBOSE=1: print each input's outcome (seed checks). */
 static void report(const char *what, const struct mig_error *err)
@@ -164,12 +163,12 @@ static void fuzz_main_stream(struct in_chan *c, uint8_t opt)
 
 static void fuzz_multifd_channel(struct in_chan *c)
 {
-	struct ram_load_opts ro = { .multifd = true };
-	struct mfd_recv_opts mo = { .channels = 4, .sync_noop = true };
+	struct ram_load_opts ro = {.multifd = true};
+	struct mfd_recv_opts mo = {.channels = 4, .sync_noop = true};
 	struct mig_error *err = NULL;
 	struct ram_load *rl = ram_load_new(&fuzz_guest, &ro);
 	struct mfd_recv *r;
-	uint8_t init[MFD_INIT_SIZE] = { 0 };
+	uint8_t init[MFD_INIT_SIZE] = {0};
 	unsigned id = 0;
 	int ret;
 
@@ -197,7 +196,7 @@ static void fuzz_multifd_channel(struct in_chan *c)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct in_chan c = { .ch = { .ops = &in_ops, .fd = -1 } };
+	struct in_chan c = {.ch = {.ops = &in_ops, .fd = -1}};
 
 	if (size < 2)
 		return 0;

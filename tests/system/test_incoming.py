@@ -587,6 +587,35 @@ class Stalls(IncomingBase):
                          {"status": "completed"})
         self.assertEqual(self.digest(q), sha256_image({0: page(0x42)}))
 
+    def test_paused_multifd_source_is_not_a_stall(self):
+        _, q = self.dest(*self.TIMEOUT)
+        addr = self.listen(q, multifd=1)
+        ch = self.send_main(addr, qs.mfd_init(0) + qs.mfd_sync()
+                            + qs.mfd_packet(normal=[PAGE]) + page(0x24))
+        main = qs.Stream().header().section_full(qs.START, 1, "ram", 0, 4)
+        main.mem_size([("ram", SIZE)]).flush().eos().footer(1)
+        c = self.send_main(addr, main.bytes())
+        time.sleep(4.5)
+        self.assertEqual(q.cmd("query-migrate")["status"], "active")
+        ch.sendall(qs.mfd_sync())
+        c.sendall(qs.Stream().ram_part(end=True).flush().close().tail()
+                  .bytes())
+        self.assertEqual(wait_status(q, ("completed", "failed")),
+                         {"status": "completed"})
+        self.assertEqual(self.digest(q), sha256_image({PAGE: page(0x24)}))
+
+    def test_old_source_without_legacy_knob(self):
+        """A source that syncs before every EOS (QEMU < 8.1) and never
+        sends 0x200 leaves the channels waiting at a SYNC."""
+        _, q = self.dest(*self.TIMEOUT)
+        addr = self.listen(q, multifd=1)
+        self.send_main(addr, qs.mfd_init(0) + qs.mfd_sync())
+        main = qs.Stream().header().ram_start([("ram", SIZE)])
+        self.send_main(addr, main.bytes())
+        self.expect_failed(q, self.STALL + "; multifd channels wait at a "
+                           "SYNC: a source older than QEMU 8.1 needs -global "
+                           "migration.multifd-flush-after-each-section=on")
+
     def test_missing_vmdesc_does_not_hang(self):
         _, q = self.dest(*self.TIMEOUT)
         addr = self.listen(q)

@@ -29,10 +29,10 @@
 #include "socket/channel.h"
 
 #define PG 4096u
-#define BLK_SIZE (16 * PG)   /* block "ram" */
-#define BLK2_SIZE (4 * PG)   /* block "vga" */
+#define BLK_SIZE (16 * PG) /* block "ram" */
+#define BLK2_SIZE (4 * PG) /* block "vga" */
 
-/* ---- an in-memory channel --------------------------------------------------- */
+/* ---- an in-memory channel ------------------------------------------------ */
 
 struct mem_chan {
 	struct channel ch; /* first: the ops get &ch */
@@ -127,7 +127,7 @@ static void mem_free(struct mem_chan *m)
 	free(m);
 }
 
-/* ---- a stream builder --------------------------------------------------------- */
+/* ---- a stream builder ---------------------------------------------------- */
 
 struct sb {
 	uint8_t *p;
@@ -189,8 +189,8 @@ static void sb_header(struct sb *b)
 	sb_put(b, "none", 4);
 }
 
-static void sb_start(struct sb *b, uint8_t type, uint32_t id,
-		     const char *idstr, uint32_t instance, uint32_t version)
+static void sb_start(struct sb *b, uint8_t type, uint32_t id, const char *idstr,
+		     uint32_t instance, uint32_t version)
 {
 	sb_u8(b, type);
 	sb_be32(b, id);
@@ -224,8 +224,7 @@ static void sb_ram_start(struct sb *b)
 	sb_footer(b, 1);
 }
 
-static void sb_page(struct sb *b, uint64_t off, const char *block,
-		    uint8_t fill)
+static void sb_page(struct sb *b, uint64_t off, const char *block, uint8_t fill)
 {
 	uint8_t data[PG];
 
@@ -252,7 +251,7 @@ static void sb_close_ram(struct sb *b)
 
 static void sb_globalstate(struct sb *b, const char *runstate)
 {
-	uint8_t body[100] = { 0 };
+	uint8_t body[100] = {0};
 
 	sb_start(b, VMS_SECTION_FULL, 3, "globalstate", 0, 1);
 	sb_be32(b, (uint32_t)strlen(runstate) + 1);
@@ -263,7 +262,7 @@ static void sb_globalstate(struct sb *b, const char *runstate)
 
 static void sb_tail(struct sb *b, const char *runstate)
 {
-	uint8_t zeros[24] = { 0 };
+	uint8_t zeros[24] = {0};
 
 	sb_start(b, VMS_SECTION_FULL, 0, "timer", 0, 2);
 	sb_put(b, zeros, sizeof(zeros));
@@ -275,15 +274,15 @@ static void sb_tail(struct sb *b, const char *runstate)
 	sb_put(b, "{}", 2);
 }
 
-/* ---- the fixture ------------------------------------------------------------------- */
+/* ---- the fixture --------------------------------------------------------- */
 
 struct fixture {
 	struct guest *g;
 	struct ram_block *ram, *vga;
 	struct ram_load_opts ro;
 	bool switchover_ack;
-	int syncs;      /* sync callback calls */
-	int sync_ret;   /* what the callback returns */
+	int syncs;    /* sync callback calls */
+	int sync_ret; /* what the callback returns */
 	struct loadvm ld;
 	struct mem_chan *m;
 	struct sb b;
@@ -293,7 +292,9 @@ static struct ram_block *add_block(struct guest *g, const char *name,
 				   uint64_t size)
 {
 	struct ram_block_config cfg = {
-		.name = name, .size = size, .backing = RAM_BACKING_ANON,
+		.name = name,
+		.size = size,
+		.backing = RAM_BACKING_ANON,
 	};
 	struct mig_error *err = NULL;
 	struct ram_block *b = ram_block_new(&cfg, &err);
@@ -397,7 +398,7 @@ static void prefix(struct fixture *fx)
 	sb_ram_start(&fx->b);
 }
 
-/* ---- valid streams ----------------------------------------------------------------- */
+/* ---- valid streams ------------------------------------------------------- */
 
 static void test_valid_stream(void **state)
 {
@@ -410,7 +411,7 @@ static void test_valid_stream(void **state)
 	sb_page(b, 0, "ram", 0xa1);
 	sb_page(b, 2 * PG, NULL, 0xa2);
 	sb_page(b, 3 * PG, NULL, 0xa3);
-	sb_zero(b, 3 * PG, NULL);     /* written, then zero: cleared */
+	sb_zero(b, 3 * PG, NULL); /* written, then zero: cleared */
 	sb_page(b, 15 * PG, NULL, 0xaf);
 	sb_close_ram(b);
 	sb_short(b, VMS_SECTION_END, 1);
@@ -531,9 +532,9 @@ static void test_legacy_sync_at_eos(void **state)
 
 	fx->ro.multifd = true;
 	fx->ro.flush_after_each_section = true;
-	prefix(fx);                 /* 1 EOS */
+	prefix(fx); /* 1 EOS */
 	sb_short(b, VMS_SECTION_END, 1);
-	sb_close_ram(b);            /* 2 */
+	sb_close_ram(b); /* 2 */
 	sb_tail(b, "running");
 	expect_ok(fx);
 	assert_int_equal(fx->syncs, 2);
@@ -583,14 +584,14 @@ static void test_x_ignore_shared_gpa(void **state)
 	expect_ok(fx);
 }
 
-/* ---- return path ------------------------------------------------------------------- */
+/* ---- return path --------------------------------------------------------- */
 
 static void test_return_path(void **state)
 {
 	static const uint8_t want[] = {
-		0, 7, 0, 0,                      /* SWITCHOVER_ACK */
+		0, 7, 0, 0,			    /* SWITCHOVER_ACK */
 		0, 2, 0, 4, 0x12, 0x34, 0x56, 0x78, /* PONG */
-		0, 1, 0, 4, 0, 0, 0, 0,          /* SHUT(0) */
+		0, 1, 0, 4, 0,	  0,	0,    0,    /* SHUT(0) */
 	};
 	struct fixture *fx = *state;
 	struct sb *b = &fx->b;
@@ -610,7 +611,7 @@ static void test_return_path(void **state)
 	assert_memory_equal(fx->m->out, want, sizeof(want));
 }
 
-/* ---- malformed main streams ------------------------------------------------------------ */
+/* ---- malformed main streams ---------------------------------------------- */
 
 static void test_bad_magic(void **state)
 {
@@ -929,7 +930,7 @@ static void test_bad_runstate(void **state)
 static void test_too_many_sections(void **state)
 {
 	struct fixture *fx = *state;
-	uint8_t zeros[24] = { 0 };
+	uint8_t zeros[24] = {0};
 
 	sb_header(&fx->b);
 	for (uint32_t id = 100; id < 120; id++) {
@@ -940,7 +941,7 @@ static void test_too_many_sections(void **state)
 	expect_error(fx, "Too many sections in the migration stream");
 }
 
-/* ---- multifd channels --------------------------------------------------------------- */
+/* ---- multifd channels ---------------------------------------------------- */
 
 struct mfd_fixture {
 	struct ram_load *rl;
@@ -961,8 +962,8 @@ static void on_fail(void *opaque, struct mig_error *err)
 static void mfd_setup(struct fixture *fx, struct mfd_fixture *mf,
 		      unsigned channels, bool noop)
 {
-	struct ram_load_opts ro = { .multifd = true };
-	struct mfd_recv_opts mo = { .channels = channels, .sync_noop = noop };
+	struct ram_load_opts ro = {.multifd = true};
+	struct mfd_recv_opts mo = {.channels = channels, .sync_noop = noop};
 
 	memset(mf, 0, sizeof(*mf));
 	memset(mo.uuid, 0xab, sizeof(mo.uuid));
@@ -984,7 +985,7 @@ static void sb_packet(struct sb *b, uint32_t flags, const char *block,
 		      uint32_t normal, uint32_t zero, const uint64_t *offs,
 		      uint32_t next)
 {
-	struct mfd_packet p = { 0 };
+	struct mfd_packet p = {0};
 	uint8_t buf[MFD_PACKET_SIZE];
 
 	p.flags = flags;
@@ -1022,7 +1023,7 @@ static void test_mfd_pages(void **state)
 {
 	struct fixture *fx = *state;
 	struct mfd_fixture mf;
-	uint64_t offs[] = { 4 * PG, 5 * PG, 9 * PG, 3 * PG, 6 * PG };
+	uint64_t offs[] = {4 * PG, 5 * PG, 9 * PG, 3 * PG, 6 * PG};
 	uint8_t data[3 * PG];
 	struct mig_error *err = NULL;
 
@@ -1058,8 +1059,8 @@ static void test_mfd_packet_errors(void **state)
 {
 	struct fixture *fx = *state;
 	struct mfd_fixture mf;
-	uint64_t offs[2] = { 0, 0 };
-	uint8_t page[PG] = { 0 };
+	uint64_t offs[2] = {0, 0};
+	uint8_t page[PG] = {0};
 
 	mfd_setup(fx, &mf, 2, true);
 	sb_packet(&mf.b, 0, "nope", 1, 0, offs, PG);
@@ -1100,7 +1101,7 @@ static void test_mfd_init_checks(void **state)
 {
 	struct fixture *fx = *state;
 	struct mfd_fixture mf;
-	struct mfd_init in = { .id = 0 };
+	struct mfd_init in = {.id = 0};
 	uint8_t buf[MFD_INIT_SIZE];
 	struct mig_error *err = NULL;
 	unsigned id;
@@ -1142,7 +1143,7 @@ static void test_mfd_barrier(void **state)
 	struct fixture *fx = *state;
 	struct mfd_fixture mf;
 	struct mig_error *err = NULL;
-	uint64_t offs[1] = { 0 };
+	uint64_t offs[1] = {0};
 
 	mfd_setup(fx, &mf, 2, false);
 	sb_packet(&mf.b, MFD_FLAG_SYNC, "ram", 0, 0, offs, 0);
@@ -1194,7 +1195,7 @@ static void test_mfd_thread_failure(void **state)
 	struct fixture *fx = *state;
 	struct mfd_fixture mf;
 	struct mig_error *err = NULL;
-	uint64_t offs[1] = { 0 };
+	uint64_t offs[1] = {0};
 	struct mem_chan *m;
 
 	mfd_setup(fx, &mf, 1, false);
@@ -1217,10 +1218,12 @@ static void test_file_block_zero_page(void **state)
 	char path[] = "/tmp/test_ram_load_XXXXXX";
 	uint8_t fill[BLK2_SIZE];
 	struct ram_block_config cfg = {
-		.name = "ram", .size = BLK2_SIZE,
-		.backing = RAM_BACKING_FILE, .share = true,
+		.name = "ram",
+		.size = BLK2_SIZE,
+		.backing = RAM_BACKING_FILE,
+		.share = true,
 	};
-	struct ram_load_opts ro = { 0 };
+	struct ram_load_opts ro = {0};
 	struct mig_error *err = NULL;
 	struct ram_load *rl;
 	struct ram_block *b;
