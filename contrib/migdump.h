@@ -55,6 +55,7 @@ struct mdump_opts {
 #define MDUMP_BLOCKS_MAX 4096
 #define MDUMP_SE_MAX 65536
 #define MDUMP_EVENTS_MAX 200000
+#define MDUMP_CMDS 12 /* MIG_CMD_* numbers 0..11 */
 
 struct mdump_block {
 	char name[MDUMP_NAME_MAX];
@@ -122,8 +123,8 @@ struct mdump_stream {
 	struct mdump_event *ev;
 	size_t nev, ev_cap;
 	uint64_t events_dropped;
-	uint64_t type_counts[5]; /* by section type byte, 1..4 */
-	uint64_t cmd_counts[12]; /* by command number */
+	uint64_t type_counts[5];	 /* by section type byte, 1..4 */
+	uint64_t cmd_counts[MDUMP_CMDS]; /* by command number */
 
 	bool has_mem_size;
 	uint64_t ram_total;

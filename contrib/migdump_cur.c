@@ -244,8 +244,7 @@ size_t mdump_lower_bound(const uint32_t *order, size_t n, mdump_cmp_fn *cmp,
 	return lo;
 }
 
-int mdump_order_insert(uint32_t **order, size_t n, size_t pos,
-		       uint32_t index)
+int mdump_order_insert(uint32_t **order, size_t n, size_t pos, uint32_t index)
 {
 	uint32_t *p = reallocarray(*order, n + 1, sizeof(*p));
 

@@ -115,6 +115,23 @@ static json_t *event_json(const struct mdump_stream *s,
 	return o;
 }
 
+/* Every item by kind, including those past MDUMP_EVENTS_MAX. */
+static json_t *type_counts_json(const struct mdump_stream *s)
+{
+	static const char *const types[] = {"START", "PART", "END", "FULL"};
+	json_t *o = json_object(), *cmds = json_object();
+
+	for (int t = 0; t < 4; t++)
+		put(o, types[t],
+		    json_integer((json_int_t)s->type_counts[t + 1]));
+	for (uint16_t c = 1; c < MDUMP_CMDS; c++)
+		if (s->cmd_counts[c])
+			put(cmds, mdump_command_name(c),
+			    json_integer((json_int_t)s->cmd_counts[c]));
+	put(o, "COMMAND", cmds);
+	return o;
+}
+
 static json_t *block_json(const struct mdump_block *b)
 {
 	json_t *o = json_object(), *mr;
@@ -210,6 +227,8 @@ static json_t *stream_json(const char *path, const struct mdump_stream *s,
 	for (size_t i = 0; i < s->nev; i++)
 		json_array_append_new(evs, event_json(s, &s->ev[i]));
 	put(o, "sections", evs);
+	put(o, "sections-omitted", json_integer((json_int_t)s->events_dropped));
+	put(o, "section-counts", type_counts_json(s));
 	if (s->has_mem_size)
 		put(o, "ram", ram_json(s));
 	devices_json(o, s);
@@ -279,7 +298,7 @@ char *mdump_json_report(const char *main_path, const struct mdump_stream *s,
 				      channel_json(chan_paths[i], &chans[i]));
 	put(root, "channels", arr);
 	put(root, "totals", totals_json(s, chans, nchans));
-	text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+	text = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
 	return text;
 }

@@ -92,7 +92,6 @@ typedef int mdump_cmp_fn(const void *ctx, uint32_t index, const void *key);
 size_t mdump_lower_bound(const uint32_t *order, size_t n, mdump_cmp_fn *cmp,
 			 const void *ctx, const void *key);
 /* Inserts index at pos (order grows by one). 0 or -ENOMEM. */
-int mdump_order_insert(uint32_t **order, size_t n, size_t pos,
-		       uint32_t index);
+int mdump_order_insert(uint32_t **order, size_t n, size_t pos, uint32_t index);
 
 #endif

@@ -15,11 +15,21 @@
 #define MAPPED_RAM_VERSION 1u
 #define HUGEPAGE_MAX (1ull << 40)
 
+static int block_cmp(const void *ctx, uint32_t index, const void *key)
+{
+	const struct mdump_stream *s = ctx;
+
+	return strcmp(s->blocks[index].name, key);
+}
+
 long mdump_find_block(const struct mdump_stream *s, const char *name)
 {
-	for (size_t i = 0; i < s->nblocks; i++)
-		if (!strcmp(s->blocks[i].name, name))
-			return (long)i;
+	size_t pos = mdump_lower_bound(s->block_order, s->nblocks, block_cmp, s,
+				       name);
+
+	if (pos < s->nblocks &&
+	    !strcmp(s->blocks[s->block_order[pos]].name, name))
+		return s->block_order[pos];
 	return -1;
 }
 
@@ -152,19 +162,35 @@ static int mapped_ram_header(struct mdump_dec *d, struct mdump_block *b)
 	return mapped_ram_regions(d, b, off + 20);
 }
 
-static struct mdump_block *block_slot(struct mdump_dec *d, const char *name)
+/* The entry for name: found, or appended (at most MDUMP_BLOCKS_MAX). */
+static int block_slot(struct mdump_dec *d, const char *name, uint64_t off,
+		      struct mdump_block **b)
 {
 	struct mdump_stream *s = d->s;
-	long i = mdump_find_block(s, name);
-	struct mdump_block *b;
+	size_t pos = mdump_lower_bound(s->block_order, s->nblocks, block_cmp, s,
+				       name);
 
-	if (i >= 0)
-		return &s->blocks[i];
-	b = mdump_grow((void **)&s->blocks, &s->nblocks, &s->blocks_cap,
-		       sizeof(*b));
-	if (b)
-		memcpy(b->name, name, MDUMP_NAME_MAX);
-	return b;
+	if (pos < s->nblocks &&
+	    !strcmp(s->blocks[s->block_order[pos]].name, name)) {
+		*b = &s->blocks[s->block_order[pos]];
+		return 0;
+	}
+	if (s->nblocks >= MDUMP_BLOCKS_MAX)
+		return mdump_fail(&d->c, off,
+				  "MEM_SIZE blocks expected at most "
+				  "%u, found more",
+				  MDUMP_BLOCKS_MAX);
+	*b = mdump_grow((void **)&s->blocks, &s->nblocks, &s->blocks_cap,
+			sizeof(**b));
+	if (!*b)
+		return -ENOMEM;
+	if (mdump_order_insert(&s->block_order, s->nblocks - 1, pos,
+			       (uint32_t)(s->nblocks - 1))) {
+		s->nblocks--; /* order and blocks stay the same length */
+		return -ENOMEM;
+	}
+	memcpy((*b)->name, name, MDUMP_NAME_MAX);
+	return 0;
 }
 
 static int block_extras(struct mdump_dec *d, struct mdump_block *b)
@@ -187,7 +213,7 @@ static int mem_size_block(struct mdump_dec *d, uint64_t *left)
 {
 	const char *what = "a MEM_SIZE block entry";
 	char name[MDUMP_NAME_MAX];
-	struct mdump_block *b;
+	struct mdump_block *b = NULL;
 	uint64_t off = d->c.pos, len_off, len;
 	int ret = mdump_get_name(&d->c, what, "MEM_SIZE block name", name);
 
@@ -203,9 +229,9 @@ static int mem_size_block(struct mdump_dec *d, uint64_t *left)
 				  "total), found 0x%llx",
 				  name, (unsigned long long)*left,
 				  (unsigned long long)len);
-	b = block_slot(d, name);
-	if (!b)
-		return -ENOMEM;
+	ret = block_slot(d, name, off, &b);
+	if (ret)
+		return ret;
 	b->used_length = len;
 	*left -= len;
 	ret = block_extras(d, b);

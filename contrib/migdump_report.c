@@ -137,27 +137,27 @@ static void print_config(FILE *out, const struct mdump_stream *s)
 
 static void print_events(FILE *out, const struct mdump_stream *s)
 {
-	uint64_t types[5] = {0}, cmds[12] = {0}, ncmds = 0;
+	const uint64_t *t = s->type_counts;
+	uint64_t ncmds = 0;
 
-	for (size_t i = 0; i < s->nev; i++) {
-		const struct mdump_event *ev = &s->ev[i];
-
-		if (ev->kind == MDUMP_EV_SECTION && ev->type <= 4)
-			types[ev->type]++;
-		if (ev->kind == MDUMP_EV_COMMAND && ev->cmd < 12) {
-			cmds[ev->cmd]++;
-			ncmds++;
-		}
-	}
+	for (unsigned c = 0; c < MDUMP_CMDS; c++)
+		ncmds += s->cmd_counts[c];
 	fprintf(out,
 		"  sections       START %" PRIu64 ", PART %" PRIu64
 		", END %" PRIu64 ", FULL %" PRIu64 "; commands %" PRIu64,
-		types[1], types[2], types[3], types[4], ncmds);
-	for (int c = 1; c < 12; c++)
-		if (cmds[c])
-			fprintf(out, ", %s %" PRIu64, mdump_command_name(c),
-				cmds[c]);
+		t[VMS_SECTION_START], t[VMS_SECTION_PART], t[VMS_SECTION_END],
+		t[VMS_SECTION_FULL], ncmds);
+	for (unsigned c = 1; c < MDUMP_CMDS; c++)
+		if (s->cmd_counts[c])
+			fprintf(out, ", %s %" PRIu64,
+				mdump_command_name((uint16_t)c),
+				s->cmd_counts[c]);
 	fputc('\n', out);
+	if (s->events_dropped)
+		fprintf(out,
+			"  (the report lists the first %u items; %" PRIu64
+			" more are only counted)\n",
+			MDUMP_EVENTS_MAX, s->events_dropped);
 }
 
 static void print_counts(FILE *out, const struct mdump_counts *c, bool all)

@@ -174,46 +174,85 @@ static int get_header(struct mdump_dec *d)
 
 /* ---- sections ------------------------------------------------------------ */
 
-static struct mdump_event *new_event(struct mdump_dec *d,
-				     enum mdump_ev_kind kind, uint64_t off)
+/* Counts every top-level item; keeps the first MDUMP_EVENTS_MAX. */
+static int add_event(struct mdump_dec *d, const struct mdump_event *in)
 {
 	struct mdump_stream *s = d->s;
-	struct mdump_event *ev =
-		mdump_grow((void **)&s->ev, &s->nev, &s->ev_cap, sizeof(*ev));
+	struct mdump_event *ev;
 
-	if (ev) {
-		ev->kind = kind;
-		ev->offset = off;
-		ev->se = -1;
+	if (in->kind == MDUMP_EV_SECTION && in->type <= VMS_SECTION_FULL)
+		s->type_counts[in->type]++;
+	if (in->kind == MDUMP_EV_COMMAND && in->cmd < MDUMP_CMDS)
+		s->cmd_counts[in->cmd]++;
+	if (s->nev >= MDUMP_EVENTS_MAX) {
+		s->events_dropped++;
+		return 0;
 	}
-	return ev;
+	ev = mdump_grow((void **)&s->ev, &s->nev, &s->ev_cap, sizeof(*ev));
+	if (!ev)
+		return -ENOMEM;
+	*ev = *in;
+	return 0;
+}
+
+static int se_cmp(const void *ctx, uint32_t index, const void *key)
+{
+	const struct mdump_stream *s = ctx;
+	uint32_t a = s->se[index].id, b = *(const uint32_t *)key;
+
+	return a < b ? -1 : a > b;
 }
 
 static long find_se(const struct mdump_stream *s, uint32_t id)
 {
-	for (size_t i = 0; i < s->nse; i++)
-		if (s->se[i].id == id)
-			return (long)i;
+	size_t pos =
+		mdump_lower_bound(s->se_order, s->nse_order, se_cmp, s, &id);
+
+	if (pos < s->nse_order && s->se[s->se_order[pos]].id == id)
+		return s->se_order[pos];
 	return -1;
 }
 
-/* START/FULL register id -> (idstr, instance, version); a later START or
- * FULL with the same id replaces the entry, as QEMU's loader does. */
-static long register_se(struct mdump_dec *d, const struct mdump_se *in)
+static bool same_se(const struct mdump_se *a, const struct mdump_se *b)
+{
+	return a->instance == b->instance && a->version == b->version &&
+	       !strcmp(a->idstr, b->idstr);
+}
+
+/* START/FULL map id -> (idstr, instance, version). A header that changes
+ * what an id means gets a new entry (earlier items keep theirs). */
+static int register_se(struct mdump_dec *d, const struct mdump_se *in,
+		       uint64_t off, long *idx)
 {
 	struct mdump_stream *s = d->s;
-	long i = find_se(s, in->id);
+	size_t pos = mdump_lower_bound(s->se_order, s->nse_order, se_cmp, s,
+				       &in->id);
+	bool known = pos < s->nse_order && s->se[s->se_order[pos]].id == in->id;
 	struct mdump_se *se;
 
-	if (i >= 0) {
-		s->se[i] = *in;
-		return i;
+	if (known && same_se(&s->se[s->se_order[pos]], in)) {
+		*idx = s->se_order[pos];
+		return 0;
 	}
+	if (s->nse >= MDUMP_SE_MAX)
+		return mdump_fail(&d->c, off,
+				  "section headers expected at most "
+				  "%u different START/FULL headers, found "
+				  "more",
+				  MDUMP_SE_MAX);
 	se = mdump_grow((void **)&s->se, &s->nse, &s->se_cap, sizeof(*se));
 	if (!se)
-		return -1;
+		return -ENOMEM;
 	*se = *in;
-	return (long)(s->nse - 1);
+	*idx = (long)(s->nse - 1);
+	if (known) {
+		s->se_order[pos] = (uint32_t)*idx;
+		return 0;
+	}
+	if (mdump_order_insert(&s->se_order, s->nse_order, pos, (uint32_t)*idx))
+		return -ENOMEM;
+	s->nse_order++;
+	return 0;
 }
 
 /* The versions QEMU 7.2 .. 10.0 load for the sections migdump decodes. */
@@ -246,7 +285,7 @@ static int check_version(struct mdump_dec *d, const struct mdump_se *se,
 static int get_full_header(struct mdump_dec *d, long *idx)
 {
 	struct mdump_se se = {0};
-	uint64_t ver_off;
+	uint64_t off = d->c.pos - 1, ver_off;
 	int ret = mdump_get_be32(&d->c, "a section header", &se.id);
 
 	if (!ret)
@@ -261,8 +300,7 @@ static int get_full_header(struct mdump_dec *d, long *idx)
 		ret = check_version(d, &se, ver_off);
 	if (ret)
 		return ret;
-	*idx = register_se(d, &se);
-	return *idx < 0 ? -ENOMEM : 0;
+	return register_se(d, &se, off, idx);
 }
 
 static int get_short_header(struct mdump_dec *d, long *idx)
@@ -334,10 +372,10 @@ static void trace_section(struct mdump_dec *d, const struct mdump_event *ev)
 
 static int decode_section(struct mdump_dec *d, uint8_t type, uint64_t off)
 {
-	struct mdump_event *ev;
+	struct mdump_event ev = {
+		.kind = MDUMP_EV_SECTION, .offset = off, .type = type};
 	long idx;
-	size_t evi;
-	int ret;
+	int ret, ret2;
 
 	if (type == VMS_SECTION_START || type == VMS_SECTION_FULL)
 		ret = get_full_header(d, &idx);
@@ -345,24 +383,20 @@ static int decode_section(struct mdump_dec *d, uint8_t type, uint64_t off)
 		ret = get_short_header(d, &idx);
 	if (ret)
 		return ret;
-	ev = new_event(d, MDUMP_EV_SECTION, off);
-	if (!ev)
-		return -ENOMEM;
-	evi = d->s->nev - 1;
-	ev->type = type;
-	ev->se = (int)idx;
-	ev->id = d->s->se[idx].id;
+	ev.se = (int)idx;
+	ev.id = d->s->se[idx].id;
 	if (!strcmp(d->s->se[idx].idstr, "ram"))
-		ret = mdump_ram_section(d, ev);
+		ret = mdump_ram_section(d, &ev);
 	else
-		ret = mdump_device_section(d, ev, &d->s->se[idx]);
+		ret = mdump_device_section(d, &ev, &d->s->se[idx]);
 	if (!ret)
-		ret = get_footer(d, ev->id);
-	ev = &d->s->ev[evi];
-	ev->bytes = d->c.pos - off;
+		ret = get_footer(d, ev.id);
+	ev.bytes = d->c.pos - off;
 	if (!ret)
-		trace_section(d, ev);
-	return ret;
+		trace_section(d, &ev);
+	/* A broken section is kept too: the report shows where it was. */
+	ret2 = ret == -ENOMEM ? 0 : add_event(d, &ev);
+	return ret ? ret : ret2;
 }
 
 /* ---- commands ------------------------------------------------------------ */
@@ -432,7 +466,7 @@ static int check_command(struct mdump_dec *d, uint64_t off, uint16_t cmd,
 
 static int decode_command(struct mdump_dec *d, uint64_t off)
 {
-	struct mdump_event *ev;
+	struct mdump_event ev;
 	const uint8_t *p;
 	uint16_t cmd, len;
 	uint64_t value = 0;
@@ -448,13 +482,18 @@ static int decode_command(struct mdump_dec *d, uint64_t off)
 		return ret;
 	if (len == 4)
 		value = (uint64_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
-	ev = new_event(d, MDUMP_EV_COMMAND, off);
-	if (!ev)
-		return -ENOMEM;
-	ev->cmd = cmd;
-	ev->cmd_len = len;
-	ev->cmd_value = value;
-	ev->bytes = d->c.pos - off;
+	ev = (struct mdump_event){
+		.kind = MDUMP_EV_COMMAND,
+		.offset = off,
+		.se = -1,
+		.cmd = cmd,
+		.cmd_len = len,
+		.cmd_value = value,
+		.bytes = d->c.pos - off,
+	};
+	ret = add_event(d, &ev);
+	if (ret)
+		return ret;
 	mdump_trace(d->o, 1, off, "COMMAND %s (%u) len %u",
 		    mdump_command_name(cmd), cmd, len);
 	if (cmd == MIG_CMD_PACKAGED)
@@ -467,17 +506,15 @@ static int decode_command(struct mdump_dec *d, uint64_t off)
 
 static int decode_eof(struct mdump_dec *d, uint64_t off)
 {
-	struct mdump_event *ev = new_event(d, MDUMP_EV_EOF, off);
+	struct mdump_event ev = {
+		.kind = MDUMP_EV_EOF, .offset = off, .se = -1, .bytes = 1};
 
-	if (!ev)
-		return -ENOMEM;
-	ev->bytes = 1;
 	if (!d->depth) {
 		d->s->has_eof = true;
 		d->s->eof_offset = off;
 	}
 	mdump_trace(d->o, 1, off, "EOF%s", d->depth ? " (packaged)" : "");
-	return 0;
+	return add_event(d, &ev);
 }
 
 /* Sections and commands until EOF (or the end of PACKAGED data). */
@@ -521,7 +558,7 @@ static int decode_loop(struct mdump_dec *d)
 static int decode_tail(struct mdump_dec *d)
 {
 	struct mdump_stream *s = d->s;
-	struct mdump_event *ev;
+	struct mdump_event ev;
 	uint64_t off = d->c.pos;
 	const uint8_t *json;
 	uint32_t len;
@@ -543,10 +580,14 @@ static int decode_tail(struct mdump_dec *d)
 	s->has_vmdesc = true;
 	s->vmdesc_offset = off + 5;
 	s->vmdesc_len = len;
-	ev = new_event(d, MDUMP_EV_VMDESC, off);
-	if (!ev)
+	ev = (struct mdump_event){
+		.kind = MDUMP_EV_VMDESC,
+		.offset = off,
+		.se = -1,
+		.bytes = d->c.pos - off,
+	};
+	if (add_event(d, &ev))
 		return -ENOMEM;
-	ev->bytes = d->c.pos - off;
 	mdump_trace(d->o, 1, off, "VMDESC %u bytes of JSON", len);
 	if (mdump_left(&d->c))
 		return mdump_fail(&d->c, d->c.pos,
@@ -594,8 +635,10 @@ out:
 void mdump_stream_free(struct mdump_stream *s)
 {
 	free(s->se);
+	free(s->se_order);
 	free(s->ev);
 	free(s->blocks);
+	free(s->block_order);
 	mig_error_free(s->err);
 	memset(s, 0, sizeof(*s));
 }

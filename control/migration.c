@@ -18,6 +18,7 @@
  * Lock: m->lock protects error, the stop/continue handshakes and the
  * statistics snapshot (times, mbps); counters are atomics. */
 #include "control/migration.h"
+#include "control/migration_priv.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -53,53 +54,13 @@
 #define ITER_MAX_MS 50      /* longest PART section (QEMU's MAX_WAIT) */
 #define DEST_DONE_WAIT_MS 10000 /* wait for the destination to finish */
 
-struct migration {
-	struct migd *md;
-	struct mig_config *cfg; /* snapshot taken by 'migrate' */
-	struct mig_addr addr;
-	pthread_t thread;
-	bool thread_started;
-	_Atomic int tid;
-	_Atomic int status;
-	_Atomic uint64_t max_bandwidth;    /* live: bytes/s, 0 = unlimited */
-	_Atomic uint64_t downtime_limit;   /* live: ms */
-	_Atomic uint64_t avail_switchover_bw; /* live: bytes/s */
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct mig_error *error;  /* first error: error-desc */
-	bool continue_requested;  /* migrate-continue in pre-switchover */
-	bool vm_stop_done;        /* control thread ran the stop */
-	bool vm_was_running;
-	char runstate_at_stop[32];
-	/* statistics, under lock */
-	uint64_t start_ms, setup_time, total_time, downtime;
-	uint64_t expected_downtime;
-	double mbps;
-	uint64_t pages_per_second;
-
-	struct mig_counters ctr;
-	struct channel *main_ch;  /* under lock while it may be kicked */
-	struct mfd_send *mfd;
-	struct qfile *f;
-	struct ram_save *rs;
-	struct vms_opts vms;
-
-	/* migration thread only */
-	uint64_t win_start_ms, win_start_bytes, win_start_pages;
-	uint64_t iter_start_ms;
-	uint64_t threshold_bytes;
-	double bw_hist[3];     /* bytes/ms of the last windows */
-	unsigned bw_n;
-	uint64_t rate_period_start_ms, rate_period_pages;
-};
 
 static uint64_t now_ms(void)
 {
 	return ev_now_ms();
 }
 
-static uint64_t wall_ms(void)
+uint64_t migration_wall_ms(void)
 {
 	struct timespec ts;
 
@@ -168,7 +129,7 @@ static void restart_vm(struct migration *m)
 	}
 }
 
-static void thread_done(struct migration *m)
+void migration_join(struct migration *m)
 {
 	if (m->thread_started) {
 		pthread_join(m->thread, NULL);
@@ -205,7 +166,7 @@ static void on_post(struct ev_loop *loop, void *opaque)
 		guest_set_runstate(md->guest, GUEST_RUNSTATE_POSTMIGRATE);
 		break;
 	case POST_DONE:
-		thread_done(m);
+		migration_join(m);
 		break;
 	}
 	free(p);
@@ -213,12 +174,12 @@ static void on_post(struct ev_loop *loop, void *opaque)
 
 /* ---- state ------------------------------------------------------------------ */
 
-static enum mig_status get_status(struct migration *m)
+enum mig_status migration_status(struct migration *m)
 {
 	return atomic_load(&m->status);
 }
 
-static bool set_status(struct migration *m, enum mig_status from,
+bool migration_set_status(struct migration *m, enum mig_status from,
 		       enum mig_status to)
 {
 	int expected = from;
@@ -229,7 +190,7 @@ static bool set_status(struct migration *m, enum mig_status from,
 	return true;
 }
 
-static void kick(struct migration *m)
+void migration_kick(struct migration *m)
 {
 	pthread_mutex_lock(&m->lock);
 	if (m->main_ch)
@@ -241,7 +202,7 @@ static void kick(struct migration *m)
 }
 
 /* Records the first error; the thread turns it into 'failed'. */
-static void set_error(struct migration *m, struct mig_error *err)
+void migration_set_error(struct migration *m, struct mig_error *err)
 {
 	pthread_mutex_lock(&m->lock);
 	mig_error_propagate(&m->error, err);
@@ -250,12 +211,12 @@ static void set_error(struct migration *m, struct mig_error *err)
 
 static bool is_cancelling(struct migration *m)
 {
-	return get_status(m) == MIG_STATUS_CANCELLING;
+	return migration_status(m) == MIG_STATUS_CANCELLING;
 }
 
 /* ---- statistics and rate limiting (migration thread) ------------------------- */
 
-static uint64_t pages_done(struct migration *m)
+uint64_t migration_pages_done(struct migration *m)
 {
 	return mig_read(&m->ctr.normal_pages) + mig_read(&m->ctr.zero_pages);
 }
@@ -264,7 +225,7 @@ static void window_reset(struct migration *m, uint64_t now)
 {
 	m->win_start_ms = now;
 	m->win_start_bytes = mig_transferred(&m->ctr);
-	m->win_start_pages = pages_done(m);
+	m->win_start_pages = migration_pages_done(m);
 }
 
 /* QEMU's migration_update_counters(): bandwidth of the last window gives
@@ -291,7 +252,7 @@ static void update_counters(struct migration *m, uint64_t now)
 					(double)atomic_load(&m->downtime_limit));
 	pthread_mutex_lock(&m->lock);
 	m->mbps = (double)bytes * 8.0 / (double)ms / 1000.0;
-	m->pages_per_second = (pages_done(m) - m->win_start_pages) * 1000 / ms;
+	m->pages_per_second = (migration_pages_done(m) - m->win_start_pages) * 1000 / ms;
 	/* QEMU also waits for a first dirty-rate period (1 s); migd predicts
 	 * from the first window on, so short migrations report it too. */
 	if (bytes > 10000 && expected_bw > 0)
@@ -471,13 +432,13 @@ static int maybe_pause(struct migration *m)
 {
 	if (!mig_config_cap(m->cfg, MIG_CAP_PAUSE_BEFORE_SWITCHOVER))
 		return 0;
-	if (!set_status(m, MIG_STATUS_ACTIVE, MIG_STATUS_PRE_SWITCHOVER))
+	if (!migration_set_status(m, MIG_STATUS_ACTIVE, MIG_STATUS_PRE_SWITCHOVER))
 		return -ECANCELED;
 	pthread_mutex_lock(&m->lock);
 	while (!m->continue_requested && !is_cancelling(m))
 		pthread_cond_wait(&m->cond, &m->lock);
 	pthread_mutex_unlock(&m->lock);
-	if (!set_status(m, MIG_STATUS_PRE_SWITCHOVER, MIG_STATUS_DEVICE))
+	if (!migration_set_status(m, MIG_STATUS_PRE_SWITCHOVER, MIG_STATUS_DEVICE))
 		return -ECANCELED;
 	return 0;
 }
@@ -543,7 +504,16 @@ static int complete(struct migration *m, struct mig_error **errp)
 		 t_sent - t_stopped, now_ms() - t_sent, m->threshold_bytes);
 	pthread_mutex_lock(&m->lock);
 	m->downtime = now_ms() - t0;
-	m->total_time = wall_ms() - m->start_ms;
+	m->total_time = migration_wall_ms() - m->start_ms;
+	/* As QEMU's migration_calculate_complete(): at the end, mbps and
+	 * pages-per-second are averages over the whole transfer. */
+	if (m->total_time > m->setup_time) {
+		double ms = (double)(m->total_time - m->setup_time);
+
+		m->mbps = (double)mig_transferred(&m->ctr) * 8.0 / ms / 1000.0;
+		m->pages_per_second = (uint64_t)((double)migration_pages_done(m) * 1000.0 /
+						 ms);
+	}
 	pthread_mutex_unlock(&m->lock);
 	return 0;
 }
@@ -557,9 +527,9 @@ static int run(struct migration *m, struct mig_error **errp)
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&m->lock);
-	m->setup_time = wall_ms() - m->start_ms;
+	m->setup_time = migration_wall_ms() - m->start_ms;
 	pthread_mutex_unlock(&m->lock);
-	if (!set_status(m, MIG_STATUS_SETUP, MIG_STATUS_ACTIVE))
+	if (!migration_set_status(m, MIG_STATUS_SETUP, MIG_STATUS_ACTIVE))
 		return -ECANCELED;
 	window_reset(m, now_ms());
 	m->rate_period_start_ms = now_ms();
@@ -571,29 +541,29 @@ static int run(struct migration *m, struct mig_error **errp)
 
 static void finish(struct migration *m, int ret, struct mig_error *err)
 {
-	enum mig_status st = get_status(m);
+	enum mig_status st = migration_status(m);
 
 	ram_save_cleanup(m->rs);
 	if (!ret) {
 		/* Everything reached the destination: a cancel that raced with
 		 * the last bytes is too late (the destination may already run
 		 * the guest), so completion wins. */
-		while (!set_status(m, st, MIG_STATUS_COMPLETED))
-			st = get_status(m);
+		while (!migration_set_status(m, st, MIG_STATUS_COMPLETED))
+			st = migration_status(m);
 		post(m, POST_POSTMIGRATE, 0);
 		mig_error_free(err);
 		return;
 	}
-	kick(m);
+	migration_kick(m);
 	if (st == MIG_STATUS_CANCELLING) {
 		mig_error_free(err);
-		set_status(m, st, MIG_STATUS_CANCELLED);
+		migration_set_status(m, st, MIG_STATUS_CANCELLED);
 	} else {
 		if (!err)
 			mig_error_setg(&err, "migration failed: %s",
 				       strerror(-ret));
-		set_error(m, err);
-		set_status(m, st, MIG_STATUS_FAILED);
+		migration_set_error(m, err);
+		migration_set_status(m, st, MIG_STATUS_FAILED);
 	}
 	post(m, POST_RESTART_VM, 0);
 }
@@ -617,7 +587,7 @@ static void release_io(struct migration *m)
 	m->rs = NULL;
 }
 
-static void *migration_thread(void *opaque)
+void *migration_thread_main(void *opaque)
 {
 	struct migration *m = opaque;
 	struct mig_error *err = NULL;
@@ -638,439 +608,3 @@ static void *migration_thread(void *opaque)
 	return NULL;
 }
 
-/* ---- QMP ----------------------------------------------------------------------- */
-
-static void migration_free(struct migration *m)
-{
-	if (!m)
-		return;
-	thread_done(m);
-	mig_config_free(m->cfg);
-	mig_addr_clear(&m->addr);
-	mig_error_free(m->error);
-	pthread_mutex_destroy(&m->lock);
-	pthread_cond_destroy(&m->cond);
-	free(m);
-}
-
-/* QEMU's migrate_prepare() checks, in its order. */
-static bool can_migrate(struct migd *md, struct mig_error **errp)
-{
-	enum guest_runstate st = guest_get_runstate(md->guest);
-
-	if (md->migration && mig_status_is_running(get_status(md->migration))) {
-		mig_error_setg(errp, "There's a migration process in progress");
-		return false;
-	}
-	if (st == GUEST_RUNSTATE_INMIGRATE) {
-		mig_error_setg(errp, "Guest is waiting for an incoming migration");
-		return false;
-	}
-	if (st == GUEST_RUNSTATE_POSTMIGRATE) {
-		mig_error_setg(errp, "Can't migrate the vm that was paused due to "
-				     "previous migration");
-		return false;
-	}
-	return true;
-}
-
-/* Reads a MigrationChannel list: every element is validated (QEMU visits
- * them all); the first one's address is kept. */
-static bool read_channels(struct qapi_in *in, struct mig_addr *addr,
-			  unsigned *count, struct mig_error **errp)
-{
-	static const char *const types[] = { "main", NULL };
-	struct qapi_in list;
-	bool ok = qapi_start_list(in, "channels", &list, errp);
-
-	*count = 0;
-	while (ok && qapi_has(&list, NULL)) {
-		struct mig_addr a = { 0 };
-		struct qapi_in ch;
-		int type;
-
-		ok = qapi_start_struct(&list, NULL, &ch, errp) &&
-		     qapi_read_enum(&ch, "channel-type", types, &type, errp) &&
-		     mig_addr_read_qapi(&ch, "addr", &a, errp) == 0 &&
-		     qapi_check_struct(&ch, errp);
-		qapi_in_fini(&ch);
-		if (ok && (*count)++ == 0)
-			*addr = a;
-		else
-			mig_addr_clear(&a);
-	}
-	qapi_in_fini(&list);
-	return ok;
-}
-
-/* Reads migrate's arguments in the schema's order, then applies QEMU's
- * rules: uri xor channels, one channel, no block migration. */
-static bool read_target(json_t *args, struct mig_addr *addr, bool *resume,
-			struct mig_error **errp)
-{
-	struct qapi_in in;
-	const char *uri = NULL;
-	bool blk = false, inc = false, detach = false, has_channels, ok = true;
-	unsigned nchannels = 0;
-
-	qapi_in_init(&in, args);
-	if (qapi_has(&in, "uri"))
-		ok = qapi_read_str(&in, "uri", &uri, errp);
-	has_channels = qapi_has(&in, "channels");
-	if (ok && has_channels)
-		ok = read_channels(&in, addr, &nchannels, errp);
-	if (ok && qapi_has(&in, "blk"))
-		ok = qapi_read_bool(&in, "blk", &blk, errp);
-	if (ok && qapi_has(&in, "inc"))
-		ok = qapi_read_bool(&in, "inc", &inc, errp);
-	if (ok && qapi_has(&in, "detach"))
-		ok = qapi_read_bool(&in, "detach", &detach, errp);
-	if (ok && qapi_has(&in, "resume"))
-		ok = qapi_read_bool(&in, "resume", resume, errp);
-	ok = ok && qapi_check_struct(&in, errp);
-	qapi_in_fini(&in);
-	if (!ok)
-		return false;
-	if (uri && has_channels) {
-		mig_error_setg(errp, "'uri' and 'channels' arguments are mutually "
-				     "exclusive; exactly one of the two should be "
-				     "present in 'migrate' qmp command ");
-		return false;
-	}
-	if (nchannels > 1) {
-		mig_error_setg(errp, "Channel list has more than one entries");
-		return false;
-	}
-	if (!nchannels && !uri) {
-		mig_error_setg(errp, "need either 'uri' or 'channels' argument");
-		return false;
-	}
-	if (uri && mig_addr_parse_uri(uri, addr, errp) < 0)
-		return false;
-	if (blk || inc) {
-		mig_error_setg(errp, "Block migration is not supported by migd: "
-				     "use blockdev-mirror with NBD instead");
-		return false;
-	}
-	return true;
-}
-
-static bool transport_supported(const struct mig_addr *a,
-				struct mig_error **errp)
-{
-	static const char *const names[] = {
-		[MIG_ADDR_VSOCK] = "vsock", [MIG_ADDR_FD] = "fd",
-		[MIG_ADDR_EXEC] = "exec",   [MIG_ADDR_RDMA] = "rdma",
-		[MIG_ADDR_FILE] = "file",
-	};
-
-	if (a->kind == MIG_ADDR_TCP || a->kind == MIG_ADDR_UNIX)
-		return true;
-	mig_error_setg(errp, "migd does not support the '%s' transport yet",
-		       names[a->kind]);
-	return false;
-}
-
-static void vms_opts_from(struct migd *md, const struct mig_config *cfg,
-			  struct vms_opts *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->send_configuration = mig_config_knob(cfg, MIG_KNOB_SEND_CONFIGURATION);
-	o->send_section_footer = mig_config_knob(cfg, MIG_KNOB_SEND_SECTION_FOOTER);
-	o->store_global_state = mig_config_knob(cfg, MIG_KNOB_STORE_GLOBAL_STATE);
-	o->cap_mapped_ram = mig_config_cap(cfg, MIG_CAP_MAPPED_RAM);
-	o->cap_x_ignore_shared = mig_config_cap(cfg, MIG_CAP_X_IGNORE_SHARED);
-	o->send_uuid = md->has_uuid && mig_config_cap(cfg, MIG_CAP_VALIDATE_UUID);
-	memcpy(o->uuid, md->uuid, sizeof(o->uuid));
-}
-
-static struct migration *migration_new(struct migd *md, struct mig_addr *a)
-{
-	struct migration *m = calloc(1, sizeof(*m));
-
-	if (!m)
-		return NULL;
-	m->cfg = mig_config_snapshot(md->config);
-	if (!m->cfg) {
-		free(m);
-		return NULL;
-	}
-	m->md = md;
-	m->addr = *a;
-	memset(a, 0, sizeof(*a));
-	pthread_mutex_init(&m->lock, NULL);
-	pthread_cond_init(&m->cond, NULL);
-	atomic_store(&m->status, MIG_STATUS_NONE);
-	atomic_store(&m->max_bandwidth, mig_config_max_bandwidth(m->cfg));
-	atomic_store(&m->downtime_limit, mig_config_downtime_limit(m->cfg));
-	atomic_store(&m->avail_switchover_bw,
-		     mig_config_param(m->cfg, MIG_PARAM_AVAIL_SWITCHOVER_BANDWIDTH));
-	vms_opts_from(md, m->cfg, &m->vms);
-	m->start_ms = wall_ms();
-	return m;
-}
-
-static json_t *qmp_migrate(struct migd *md, struct qmp_monitor *mon,
-			   json_t *args, struct mig_error **errp)
-{
-	struct mig_addr addr = { 0 };
-	struct migration *m;
-	bool resume = false;
-
-	if (!read_target(args, &addr, &resume, errp))
-		goto err;
-	if (resume) {
-		mig_error_setg(errp, "Cannot resume if there is no paused "
-				     "migration");
-		goto err;
-	}
-	if (!can_migrate(md, errp) || !transport_supported(&addr, errp))
-		goto err;
-	m = migration_new(md, &addr);
-	if (!m) {
-		mig_error_setg(errp, "out of memory");
-		goto err;
-	}
-	migration_free(md->migration);
-	md->migration = m;
-	set_status(m, MIG_STATUS_NONE, MIG_STATUS_SETUP);
-	if (pthread_create(&m->thread, NULL, migration_thread, m)) {
-		set_error(m, NULL);
-		mig_error_setg(errp, "cannot start the migration thread");
-		set_status(m, MIG_STATUS_SETUP, MIG_STATUS_FAILED);
-		return NULL;
-	}
-	m->thread_started = true;
-	return json_object();
-err:
-	mig_addr_clear(&addr);
-	return NULL;
-}
-
-static json_t *no_args(json_t *args, struct mig_error **errp)
-{
-	return qapi_no_args(args, errp) ? json_object() : NULL;
-}
-
-/* QEMU's migrate_fd_cancel(): a running migration goes to cancelling and
- * its I/O is shut down; anything else is left alone. */
-static json_t *qmp_migrate_cancel(struct migd *md, struct qmp_monitor *mon,
-				  json_t *args, struct mig_error **errp)
-{
-	struct migration *m = md->migration;
-	json_t *ret = no_args(args, errp);
-	int st;
-
-	if (!ret || !m)
-		return ret;
-	do {
-		st = get_status(m);
-		if (!mig_status_is_running(st) || st == MIG_STATUS_CANCELLING)
-			return ret;
-	} while (!set_status(m, st, MIG_STATUS_CANCELLING));
-	kick(m);
-	return ret;
-}
-
-static json_t *qmp_migrate_continue(struct migd *md, struct qmp_monitor *mon,
-				    json_t *args, struct mig_error **errp)
-{
-	struct migration *m = md->migration;
-	struct qapi_in in;
-	int state = 0;
-	bool ok;
-
-	qapi_in_init(&in, args);
-	ok = qapi_read_enum(&in, "state", mig_status_names, &state, errp) &&
-	     qapi_check_struct(&in, errp);
-	qapi_in_fini(&in);
-	if (!ok)
-		return NULL;
-	if (!m || (int)get_status(m) != state) {
-		mig_error_setg(errp, "Migration not in expected state: %s",
-			       mig_status_names[m ? get_status(m)
-						  : MIG_STATUS_NONE]);
-		return NULL;
-	}
-	pthread_mutex_lock(&m->lock);
-	m->continue_requested = true;
-	pthread_cond_broadcast(&m->cond);
-	pthread_mutex_unlock(&m->lock);
-	return json_object();
-}
-
-static void fill_time_info(struct migration *m, enum mig_status st,
-			   json_t *info)
-{
-	pthread_mutex_lock(&m->lock);
-	json_object_set_new(info, "setup-time", json_integer((json_int_t)m->setup_time));
-	json_object_set_new(info, "total-time",
-			    json_integer((json_int_t)(st == MIG_STATUS_COMPLETED
-							? m->total_time
-							: wall_ms() - m->start_ms)));
-	if (st == MIG_STATUS_COMPLETED)
-		json_object_set_new(info, "downtime", json_integer((json_int_t)m->downtime));
-	else
-		json_object_set_new(info, "expected-downtime",
-				    json_integer((json_int_t)m->expected_downtime));
-	pthread_mutex_unlock(&m->lock);
-}
-
-static json_t *ram_info(struct migration *m, enum mig_status st)
-{
-	struct mig_counters *c = &m->ctr;
-	uint64_t normal = mig_read(&c->normal_pages);
-	json_t *ram;
-
-	pthread_mutex_lock(&m->lock);
-	ram = json_pack("{s:I,s:I,s:I,s:i,s:I,s:I,s:f,s:I,s:i,s:i,s:I,s:I,s:I,s:I,s:i,s:i}",
-			"transferred", (json_int_t)mig_transferred(c),
-			"total", (json_int_t)guest_ram_size(m->md->guest),
-			"duplicate", (json_int_t)mig_read(&c->zero_pages),
-			"skipped", 0,
-			"normal", (json_int_t)normal,
-			"normal-bytes", (json_int_t)(normal * RAM_TARGET_PAGE_SIZE),
-			"mbps", m->mbps,
-			"dirty-sync-count", (json_int_t)mig_read(&c->dirty_sync_count),
-			"postcopy-requests", 0,
-			"page-size", RAM_TARGET_PAGE_SIZE,
-			"multifd-bytes", (json_int_t)mig_read(&c->multifd_bytes),
-			"pages-per-second", (json_int_t)m->pages_per_second,
-			"precopy-bytes", (json_int_t)mig_read(&c->precopy_bytes),
-			"downtime-bytes", (json_int_t)mig_read(&c->downtime_bytes),
-			"postcopy-bytes", 0,
-			"dirty-sync-missed-zero-copy", 0);
-	pthread_mutex_unlock(&m->lock);
-	if (st != MIG_STATUS_COMPLETED) {
-		json_object_set_new(ram, "remaining",
-				    json_integer((json_int_t)(mig_read(&c->remaining_pages) *
-							      RAM_TARGET_PAGE_SIZE)));
-		json_object_set_new(ram, "dirty-pages-rate",
-				    json_integer((json_int_t)mig_read(&c->dirty_pages_rate)));
-	}
-	return ram;
-}
-
-/* QEMU's fill_source_migration_info(). */
-static void fill_source_info(struct migration *m, json_t *info)
-{
-	enum mig_status st = get_status(m);
-
-	if (st == MIG_STATUS_NONE)
-		return;
-	json_object_set_new(info, "status", json_string(mig_status_names[st]));
-	switch (st) {
-	case MIG_STATUS_ACTIVE:
-	case MIG_STATUS_CANCELLING:
-	case MIG_STATUS_PRE_SWITCHOVER:
-	case MIG_STATUS_DEVICE:
-	case MIG_STATUS_COMPLETED:
-		fill_time_info(m, st, info);
-		json_object_set_new(info, "ram", ram_info(m, st));
-		break;
-	default:
-		break;
-	}
-	pthread_mutex_lock(&m->lock);
-	if (m->error)
-		json_object_set_new(info, "error-desc", json_string(m->error->desc));
-	pthread_mutex_unlock(&m->lock);
-}
-
-static json_t *qmp_query_migrate(struct migd *md, struct qmp_monitor *mon,
-				 json_t *args, struct mig_error **errp)
-{
-	json_t *info = no_args(args, errp);
-
-	if (info)
-		incoming_fill_query_info(md, info); /* destination first */
-	if (info && md->migration)
-		fill_source_info(md->migration, info);
-	return info;
-}
-
-static void add_thread(json_t *list, const char *name, int tid)
-{
-	json_array_append_new(list, json_pack("{s:s,s:i}", "name", name,
-					      "thread-id", tid));
-}
-
-static json_t *qmp_query_migrationthreads(struct migd *md,
-					  struct qmp_monitor *mon, json_t *args,
-					  struct mig_error **errp)
-{
-	struct migration *m = md->migration;
-	json_t *list;
-	char name[32];
-
-	if (!qapi_no_args(args, errp))
-		return NULL;
-	list = json_array();
-	if (!m || !mig_status_is_running(get_status(m)))
-		return list;
-	if (m->tid)
-		add_thread(list, "live_migration", m->tid);
-	pthread_mutex_lock(&m->lock);
-	for (unsigned i = 0; m->mfd && i < mfd_send_nthreads(m->mfd); i++) {
-		int tid = mfd_send_thread_tid(m->mfd, i);
-
-		snprintf(name, sizeof(name), "mig/src/send_%u", i);
-		if (tid > 0)
-			add_thread(list, name, tid);
-	}
-	pthread_mutex_unlock(&m->lock);
-	return list;
-}
-
-/* Live parameters: QEMU applies max-bandwidth, downtime-limit and
- * avail-switchover-bandwidth to a running migration at once. */
-static void on_config_change(void *opaque, const struct mig_config *cfg)
-{
-	struct migd *md = opaque;
-	struct migration *m = md->migration;
-
-	if (!m)
-		return;
-	atomic_store(&m->max_bandwidth, mig_config_max_bandwidth(cfg));
-	atomic_store(&m->downtime_limit, mig_config_downtime_limit(cfg));
-	atomic_store(&m->avail_switchover_bw,
-		     mig_config_param(cfg, MIG_PARAM_AVAIL_SWITCHOVER_BANDWIDTH));
-}
-
-static const struct qmp_command migration_cmds[] = {
-	{ "migrate", qmp_migrate, 0 },
-	{ "migrate_cancel", qmp_migrate_cancel, 0 },
-	{ "migrate-continue", qmp_migrate_continue, 0 },
-	{ "query-migrate", qmp_query_migrate, 0 },
-	{ "query-migrationthreads", qmp_query_migrationthreads, 0 },
-};
-
-void migration_register_qmp(struct migd *md, struct qmp_server *srv)
-{
-	qmp_register(srv, migration_cmds,
-		     sizeof(migration_cmds) / sizeof(migration_cmds[0]));
-	mig_config_set_notify(md->config, on_config_change, md);
-}
-
-void migration_shutdown(struct migd *md)
-{
-	struct migration *m = md->migration;
-	int st;
-
-	if (!m)
-		return;
-	do {
-		st = get_status(m);
-		if (!mig_status_is_running(st) || st == MIG_STATUS_CANCELLING)
-			break;
-	} while (!set_status(m, st, MIG_STATUS_CANCELLING));
-	kick(m);
-	thread_done(m);
-}
-
-/* After the loop ran its last posts (they reference m). */
-void migration_free_last(struct migd *md)
-{
-	migration_free(md->migration);
-	md->migration = NULL;
-}

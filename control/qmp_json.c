@@ -305,8 +305,14 @@ static json_t *parse_keyword(struct parser *p, const struct token *t)
 		return json_false();
 	if (t->len == 4 && !memcmp(s, "null", 4))
 		return json_null();
-	mig_error_setg(&p->err, "JSON parse error, invalid keyword '%.*s'",
-		       (int)(t->len > 64 ? 64 : t->len), s);
+	{
+		char shown[200];
+
+		qmp_json_utf8_sanitize(s, t->len > 64 ? 64 : t->len, shown,
+				       sizeof(shown));
+		mig_error_setg(&p->err, "JSON parse error, invalid keyword '%s'",
+			       shown);
+	}
 	return NULL;
 }
 

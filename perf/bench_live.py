@@ -596,6 +596,11 @@ def parse_args(argv):
                    help="comma-separated sections: " + ",".join(SECTIONS))
     p.add_argument("--runs", type=int, help="runs per configuration")
     p.add_argument("--size", help="guest RAM for random/zero (e.g. 4G)")
+    p.add_argument("--channels", default="0,1,2,4",
+                   help="random RAM: multifd channels, 0 = single stream")
+    p.add_argument("--dst", default="anon,anon-thp,prealloc",
+                   help="random RAM: destination RAM kinds (%s)" %
+                   ",".join(DST_ARGS))
     p.add_argument("--json", help="write raw results here")
     p.add_argument("--load-limit", type=float, default=1.0,
                    help="wait for the 1-min load average to drop below this")
@@ -614,8 +619,10 @@ def configure_suite(a):
     a.limits_mib = 512 if q else 1024
     a.iperf_seconds = 2 if q else 4
     a.cold_wait = 3
-    a.channels = [0, 1, 2, 4]
-    a.dst_kinds = ["anon", "anon-thp", "prealloc"]
+    a.channels = [int(c) for c in a.channels.split(",")]
+    a.dst_kinds = a.dst.split(",")
+    if set(a.dst_kinds) - set(DST_ARGS):
+        sys.exit("bench_live: unknown --dst kind in %s" % a.dst)
     a.zero_channels = [2, 0]
     a.live_size, a.live_ws, a.live_rate = "1G", 512 * MiB, 100
     a.live_channels = 2

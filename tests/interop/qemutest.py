@@ -10,7 +10,11 @@ options (a memory-backend-file or memory-backend-ram with id ram0), so both
 sides have one block named `ram0`.
 
 Environment: QEMU72 / QEMU100 override the binaries; INTEROP_KEEP=1 keeps the
-temporary directories (logs, RAM files) of failed tests.
+temporary directories (logs, RAM files) of failed tests; INTEROP_CAPTURE=1
+puts a relay between source and destination (relay.py) that tees every
+connection to DIR/capture/conn-N.bin and, when the test fails, keeps them
+with a decoded summary in DIR/capture/decoded.txt; INTEROP_FULL=1 runs the
+whole matrix (make check-interop-long).
 """
 import functools
 import hashlib
@@ -24,8 +28,8 @@ import tempfile
 import time
 import unittest
 
-from tests.system.migdtest import (QMP, MigdTestCase, QMPError,
-                                   free_tcp_port, wait_for)
+from tests.interop.relay import Relay, decode_main, decode_multifd
+from tests.system.migdtest import QMP, MigdTestCase, free_tcp_port, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PAGE = 4096
@@ -227,7 +231,8 @@ class Qemu:
         return self
 
     def read_log(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
@@ -404,11 +409,17 @@ class InteropTestCase(MigdTestCase):
         self.tmpdir = tempfile.mkdtemp(prefix="migd-interop-")
         self._qemus = []
         self._files = []
+        self.relay = None
 
     def tearDown(self):
         failed = self._outcome_failed()
-        keep = failed and os.environ.get("INTEROP_KEEP") == "1"
+        keep = failed and "1" in (os.environ.get("INTEROP_KEEP"),
+                                  os.environ.get("INTEROP_CAPTURE"))
         problems = []
+        if self.relay:
+            self.relay.close()
+            if failed:
+                self.decode_capture()
         for qm in self._qemus:
             try:
                 rc = qm.stop()
@@ -430,12 +441,24 @@ class InteropTestCase(MigdTestCase):
         if problems:
             self.fail("\n".join(problems))
 
+    def decode_capture(self):
+        """capture/decoded.txt: what each captured connection holds."""
+        capdir = self.relay.capdir
+        with open(os.path.join(capdir, "decoded.txt"), "w") as out:
+            for n in range(self.relay.count):
+                path = os.path.join(capdir, "conn-%d.bin" % n)
+                with open(path, "rb") as f:
+                    data = f.read()
+                magic = data[:4].hex()
+                out.write("== conn-%d.bin: %d bytes, starts %s\n"
+                          % (n, len(data), magic))
+                lines = (decode_main(data) if magic == "5145564d"
+                         else decode_multifd(data))
+                out.write("\n".join(lines) + "\n")
+
     def _outcome_failed(self):
         outcome = getattr(self, "_outcome", None)
-        result = getattr(outcome, "result", None)
-        if result is None:
-            return False
-        return any(t is self for t, _ in result.failures + result.errors)
+        return outcome is not None and not outcome.success
 
     def qemu(self, version, size, **kw):
         qm = Qemu(version, size, self.tmpdir, index=len(self._qemus), **kw)
@@ -514,9 +537,12 @@ class InteropTestCase(MigdTestCase):
         if not to_migd and case.fill == "workload":
             fill_migd_workload(qs, case.content)
         src_state = qs.cmd("query-status")["status"]
-        uri = self.uri()
+        uri = src_uri = self.uri()
         qd.cmd("migrate-incoming", uri=uri)
-        qs.cmd("migrate", uri=uri)
+        if os.environ.get("INTEROP_CAPTURE") == "1":
+            self.relay = Relay(uri, os.path.join(self.tmpdir, "capture"))
+            src_uri = self.relay.uri
+        qs.cmd("migrate", uri=src_uri)
         sinfo = wait_status(qs, FINAL, timeout, "source (%s)" % case)
         dinfo = wait_status(qd, FINAL, 60, "destination (%s)" % case)
         self.assertEqual((sinfo["status"], dinfo["status"]),

@@ -49,7 +49,8 @@ class ParityTest(InteropTestCase):
             qs.cmd("migrate-set-parameters", {"zero-page-detection": "legacy"})
         obs = {"src before": qs.cmd("query-status")["status"],
                "dst before": qd.cmd("query-status")["status"]}
-        uri = "unix:%s/mig-%s-%s.sock" % (self.tmpdir, src_kind, dst_kind)
+        uri = "unix:%s/mig%d.sock" % (self.tmpdir, len(self._procs) +
+                                      len(self._qemus))
         qd.cmd("migrate-incoming", uri=uri)
         qs.cmd("migrate", uri=uri)
         sinfo = wait_status(qs, FINAL, 60, "source")

@@ -396,6 +396,33 @@ class MalformedStreamTest(MigdumpCase):
         self.assertMalformed(full[:eof + 1] + b"\x07", eof + 1, "vmdesc (0x06) "
                              "or end of stream expected after EOF, found 0x07")
 
+    def test_bounded_tables(self):
+        """What migdump keeps is bounded; past the bounds it counts (ram
+        sections) or stops (blocks, section headers)."""
+        s = qs.Stream().header().ram_start([("ram", PAGE)])
+        empty_part = b"\x02" + be32(1) + be64(qs.F_EOS) + b"\x7e" + be32(1)
+        s.raw(empty_part * 200005).ram_part(end=True).close().tail()
+        m = self.dump(s.bytes())["main"]
+        self.assertEqual(len(m["sections"]), 200000)
+        # START, END, timer, globalstate, EOF, vmdesc
+        self.assertEqual(m["sections-omitted"], 200005 + 6 - 200000)
+        self.assertEqual(m["section-counts"]["PART"], 200005)
+        self.assertEqual(m["ram"]["records"]["EOS"], 200007)
+
+        blocks = [("b%d" % i, PAGE) for i in range(4097)]
+        s = qs.Stream().header().section_full(qs.START, 1, "ram", 0, 4)
+        s.mem_size(blocks)
+        at = s.bytes().index(str8("b4096") + be64(PAGE))
+        self.assertMalformed(s.bytes(), at, "MEM_SIZE blocks expected at "
+                             "most 4096, found more")
+
+        s = qs.Stream().header()
+        for i in range(65537):
+            at = len(s.b)
+            s.section_full(qs.FULL, i, "x", 0, 1).footer(i)
+        self.assertMalformed(s.bytes(), at, "section headers expected at most "
+                             "65536 different START/FULL headers, found more")
+
     def test_globalstate(self):
         s = qs.Stream().header().ram_start([("ram", PAGE)])
         n = len(s.bytes())

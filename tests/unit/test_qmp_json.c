@@ -114,6 +114,10 @@ static void test_errors(void **state)
 		{ "}", "E:JSON parse error, expecting value" },
 		{ "[\"\\u0000\"]", "E:JSON parse error, \\u0000 is not supported" },
 		{ "[\"\\ud800\"]", "E:JSON parse error, invalid hex escape sequence in string" },
+		/* bytes that are not UTF-8 are shown as U+FFFD, so the
+		 * message can travel in a QMP reply (found by fuzzing) */
+		{ "[t\x8c]", "E:JSON parse error, invalid keyword 't\xef\xbf\xbd'" },
+		{ "\xc3", "E:JSON parse error, stray '\xef\xbf\xbd'" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

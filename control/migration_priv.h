@@ -1,0 +1,82 @@
+/* migration_priv.h — what control/migration.c (the migration thread and
+ * its state machine) and control/migration_qmp.c (the QMP commands) share:
+ * the struct migration and the state helpers. Threads as migration.c's
+ * header comment says. */
+#ifndef MIGD_CONTROL_MIGRATION_PRIV_H
+#define MIGD_CONTROL_MIGRATION_PRIV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "control/migcfg.h"
+#include "multifd/migstats.h"
+#include "multifd/vmstate.h"
+#include "socket/sockaddr.h"
+#include "util/error.h"
+
+struct migd;
+struct channel;
+struct mfd_send;
+struct qfile;
+struct ram_save;
+
+struct migration {
+	struct migd *md;
+	struct mig_config *cfg; /* snapshot taken by 'migrate' */
+	struct mig_addr addr;
+	pthread_t thread;
+	bool thread_started;
+	_Atomic int tid;
+	_Atomic int status;
+	_Atomic uint64_t max_bandwidth;    /* live: bytes/s, 0 = unlimited */
+	_Atomic uint64_t downtime_limit;   /* live: ms */
+	_Atomic uint64_t avail_switchover_bw; /* live: bytes/s */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct mig_error *error;  /* first error: error-desc */
+	bool continue_requested;  /* migrate-continue in pre-switchover */
+	bool vm_stop_done;        /* control thread ran the stop */
+	bool vm_was_running;
+	char runstate_at_stop[32];
+	/* statistics, under lock */
+	uint64_t start_ms, setup_time, total_time, downtime;
+	uint64_t expected_downtime;
+	double mbps;
+	uint64_t pages_per_second;
+
+	struct mig_counters ctr;
+	struct channel *main_ch;  /* under lock while it may be kicked */
+	struct mfd_send *mfd;
+	struct qfile *f;
+	struct ram_save *rs;
+	struct vms_opts vms;
+
+	/* migration thread only */
+	uint64_t win_start_ms, win_start_bytes, win_start_pages;
+	uint64_t iter_start_ms;
+	uint64_t threshold_bytes;
+	double bw_hist[3];     /* bytes/ms of the last windows */
+	unsigned bw_n;
+	uint64_t rate_period_start_ms, rate_period_pages;
+};
+
+enum mig_status migration_status(struct migration *m);
+/* Compare-and-swap of the status; on success the control thread is told
+ * (MIGRATION event, md->mig_status). */
+bool migration_set_status(struct migration *m, enum mig_status from,
+			  enum mig_status to);
+/* Shuts every channel down and wakes the thread's waits. Any thread. */
+void migration_kick(struct migration *m);
+/* Records the first error (error-desc); takes err. Any thread. */
+void migration_set_error(struct migration *m, struct mig_error *err);
+/* Joins the thread if it was started. Control thread. */
+void migration_join(struct migration *m);
+uint64_t migration_wall_ms(void);
+uint64_t migration_pages_done(struct migration *m);
+/* The migration thread's body (pthread start routine). */
+void *migration_thread_main(void *opaque);
+
+#endif
