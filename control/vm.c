@@ -88,13 +88,7 @@ void vm_shutdown(struct migd *md, const char *reason)
 /* None of these commands takes arguments. */
 static bool no_args(json_t *args, struct mig_error **errp)
 {
-	struct qapi_in in;
-	bool ok;
-
-	qapi_in_init(&in, args);
-	ok = qapi_check_struct(&in, errp);
-	qapi_in_fini(&in);
-	return ok;
+	return qapi_no_args(args, errp);
 }
 
 static json_t *cmd_query_status(struct migd *md, struct qmp_monitor *mon,

@@ -125,6 +125,21 @@ class MigrationTest(MigdTestCase):
         self.migrate(qs, qd, uri)
         self.check_same_ram(qs, qd)
 
+    def test_multifd_zero_detection_none(self):
+        src, dst, qs, qd, uri = self.pair("unix", channels=2)
+        set_params(qs, zero_page_detection="none")
+        fill(qs, "mixed")
+        info = self.migrate(qs, qd, uri)
+        self.check_same_ram(qs, qd)
+        # every page travels with its data, zero or not
+        self.assertEqual(info["ram"]["duplicate"], 0)
+        self.assertGreaterEqual(info["ram"]["normal"], 256 * MiB // 4096)
+
+    def test_one_gib_multifd_4(self):
+        self.mem = "1G"
+        info, _, _ = self.run_case("tcp", 4, "random")
+        self.assertEqual(info["ram"]["total"], 1 << 30)
+
     def test_multifd_flush_after_each_section(self):
         knob = ["-global", "migration.multifd-flush-after-each-section=on"]
         src, dst, qs, qd, uri = self.pair("tcp", src_args=knob, dst_args=knob,
