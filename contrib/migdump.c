@@ -34,21 +34,19 @@ struct args {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: migdump [options] MAIN_STREAM [CHANNEL...]\n"
-		"Decodes a QEMU migration stream (and multifd channel "
-		"captures)\n"
-		"and reports the first malformed byte.\n"
-		"  -v, --verbose        a line per section (-vv: per record)\n"
-		"  -j, --json           machine-readable report on stdout\n"
-		"      --vmdesc         print the vmdesc JSON\n"
-		"      --postcopy[=BLOCKS]  MEM_SIZE carries hugepage sizes\n"
-		"                       (for the comma-separated BLOCKS, else\n"
-		"                       guessed)\n"
-		"      --ignore-shared  MEM_SIZE carries each block's GPA\n"
-		"      --mapped-ram     a mapped-ram file (headers, bitmaps)\n"
-		"      --no-footer      send-section-footer=off on the source\n"
-		"      --offset=N       the stream starts at N "
-		"(file:...,offset=)\n"
+		"usage: migdump [options] MAIN_STREAM [CHANNEL...]\nDecodes a "
+		"QEMU migration stream (and multifd channel captures)\nand "
+		"reports the first malformed byte.\n  -v, --verbose        a "
+		"line per section (-vv: per record)\n  -j, --json           "
+		"machine-readable report on stdout\n      --vmdesc         "
+		"print the vmdesc JSON\n      --postcopy[=BLOCKS]  MEM_SIZE "
+		"carries hugepage sizes\n                       (for the "
+		"comma-separated BLOCKS, else\n                       "
+		"guessed)\n      --ignore-shared  MEM_SIZE carries each "
+		"block's GPA\n      --mapped-ram     a mapped-ram file "
+		"(headers, bitmaps)\n      --no-footer      "
+		"send-section-footer=off on the source\n      "
+		"--offset=N       the stream starts at N (file:...,offset=)\n"
 		"exit status: 0 decoded, 2 malformed or truncated, 1 error\n");
 }
 

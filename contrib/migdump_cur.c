@@ -196,14 +196,13 @@ int mdump_get_name(struct mdump_cur *c, const char *what, const char *field,
 		mdump_escape((const uint8_t *)out, len, esc, sizeof(esc));
 		out[0] = '\0';
 		return mdump_fail(c, off + 1 + i,
-				  "%s expected printable text, "
-				  "found '%s'",
+				  "%s expected printable text, found '%s'",
 				  field, esc);
 	}
 	if (!len) {
 		return mdump_fail(c, off,
-				  "%s expected a non-empty name, found "
-				  "length 0",
+				  "%s expected a non-empty name, found length "
+				  "0",
 				  field);
 	}
 	return 0;

@@ -58,9 +58,9 @@ static int skip_subsections(struct mdump_dec *d, const struct mdump_se *se)
 			mdump_escape((const uint8_t *)name, strlen(name), esc,
 				     sizeof(esc));
 			return mdump_fail(&d->c, off,
-					  "subsection of section "
-					  "'%s' expected one migdump knows, "
-					  "found '%s' version %u",
+					  "subsection of section '%s' "
+					  "expected one migdump knows, found "
+					  "'%s' version %u",
 					  se->idstr, esc, version);
 		}
 		ret = mdump_get_bytes(&d->c, known_subsections[i].size,
@@ -130,8 +130,8 @@ static int decode_globalstate(struct mdump_dec *d, const struct mdump_se *se)
 				  esc);
 	if (!is_runstate(esc))
 		return mdump_fail(&d->c, off,
-				  "globalstate runstate expected a "
-				  "RunState name, found '%s'",
+				  "globalstate runstate expected a RunState "
+				  "name, found '%s'",
 				  esc);
 	memcpy(s->runstate, body, n + 1);
 	s->vm_was_suspended = n < 32 && body[32] == 1 ? body[33] : -1;
@@ -149,9 +149,9 @@ static int skip_opaque(struct mdump_dec *d, struct mdump_event *ev,
 
 	if (d->o->no_footer)
 		return mdump_fail(&d->c, d->c.pos,
-				  "section '%s' expected a "
-				  "device migdump decodes (others are skipped "
-				  "to their footer, and footers are off)",
+				  "section '%s' expected a device migdump "
+				  "decodes (others are skipped to their "
+				  "footer, and footers are off)",
 				  se->idstr);
 	for (i = d->c.pos; i + 5 <= d->c.limit; i++) {
 		const uint8_t *p =

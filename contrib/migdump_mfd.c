@@ -31,14 +31,12 @@ static int check_common(struct mfd_dec *d, const uint8_t *p, uint64_t off,
 
 	if (magic != MFD_MAGIC)
 		return mdump_fail(&d->c, off,
-				  "%s magic expected 0x%08x, found "
-				  "0x%08x",
+				  "%s magic expected 0x%08x, found 0x%08x",
 				  what, MFD_MAGIC, magic);
 	if (version != MFD_VERSION)
 		return mdump_fail(&d->c, off + 4,
-				  "%s version expected %u, found "
-				  "%u",
-				  what, MFD_VERSION, version);
+				  "%s version expected %u, found %u", what,
+				  MFD_VERSION, version);
 	return 0;
 }
 
@@ -99,19 +97,18 @@ static int check_counts(struct mfd_dec *d, const uint8_t *p, uint64_t off)
 
 	if (alloc > MFD_PAGE_COUNT)
 		return mdump_fail(&d->c, off + 12,
-				  "packet pages_alloc expected "
-				  "<= %u, found %u",
+				  "packet pages_alloc expected <= %u, found %u",
 				  MFD_PAGE_COUNT, alloc);
 	if (normal > alloc)
 		return mdump_fail(&d->c, off + 16,
-				  "packet normal_pages expected "
-				  "<= %u (pages_alloc), found %u",
+				  "packet normal_pages expected <= %u "
+				  "(pages_alloc), found %u",
 				  alloc, normal);
 	if (zero > alloc - normal)
 		return mdump_fail(
 			&d->c, off + 32,
-			"packet zero_pages expected "
-			"<= %u (pages_alloc - normal_pages), found %u",
+			"packet zero_pages expected <= %u (pages_alloc - "
+			"normal_pages), found %u",
 			alloc - normal, zero);
 	return 0;
 }
@@ -131,9 +128,8 @@ static int check_offsets(struct mfd_dec *d, const struct mfd_packet *pk,
 			       : b->used_length - PAGE_SIZE_MFD;
 		if (b->used_length < PAGE_SIZE_MFD)
 			return mdump_fail(&d->c, off + 64,
-					  "packet ramblock "
-					  "expected a block of at least one "
-					  "page, found '%s'",
+					  "packet ramblock expected a block "
+					  "of at least one page, found '%s'",
 					  name);
 	}
 	for (uint32_t i = 0; i < pk->normal_pages + pk->zero_pages; i++) {
@@ -141,14 +137,14 @@ static int check_offsets(struct mfd_dec *d, const struct mfd_packet *pk,
 
 		if (o % PAGE_SIZE_MFD)
 			return mdump_fail(&d->c, at,
-					  "packet offset[%u] expected "
-					  "a multiple of %u, found 0x%llx",
+					  "packet offset[%u] expected a "
+					  "multiple of %u, found 0x%llx",
 					  i, MFD_PAGE_SIZE,
 					  (unsigned long long)o);
 		if (o > last)
 			return mdump_fail(&d->c, at,
-					  "packet offset[%u] expected "
-					  "<= 0x%llx (the last page of '%s'), "
+					  "packet offset[%u] expected <= "
+					  "0x%llx (the last page of '%s'), "
 					  "found 0x%llx",
 					  i, (unsigned long long)last, name,
 					  (unsigned long long)o);
@@ -172,8 +168,8 @@ static int packet_block(struct mfd_dec *d, const struct mfd_packet *pk,
 	mdump_escape((const uint8_t *)pk->ramblock, strlen(pk->ramblock), esc,
 		     sizeof(esc));
 	return mdump_fail(&d->c, off + 64,
-			  "packet ramblock expected one of the "
-			  "MEM_SIZE blocks, found '%s'",
+			  "packet ramblock expected one of the MEM_SIZE "
+			  "blocks, found '%s'",
 			  esc);
 }
 
@@ -194,8 +190,8 @@ static int check_method(struct mfd_dec *d, const struct mfd_packet *pk,
 		return 0;
 	return mdump_fail(
 		&d->c, off + 8,
-		"packet compression bits expected "
-		"0x%02x (%s, as in earlier packets), found 0x%02x (%s)",
+		"packet compression bits expected 0x%02x (%s, as in earlier "
+		"packets), found 0x%02x (%s)",
 		d->ch->method, mdump_method_name(d->ch->method), m,
 		mdump_method_name(m));
 }
@@ -214,9 +210,8 @@ static int payload_len(struct mfd_dec *d, const struct mfd_packet *pk,
 	}
 	if (pk->next_packet_size > COMPRESSED_MAX)
 		return mdump_fail(&d->c, off + 20,
-				  "packet next_packet_size "
-				  "expected <= %u for a compressed payload, "
-				  "found %u",
+				  "packet next_packet_size expected <= %u for "
+				  "a compressed payload, found %u",
 				  COMPRESSED_MAX, pk->next_packet_size);
 	*len = pk->next_packet_size;
 	return 0;

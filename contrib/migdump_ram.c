@@ -101,23 +101,22 @@ static int mapped_ram_regions(struct mdump_dec *d, struct mdump_block *b,
 
 	if (b->pages_offset < d->c.pos)
 		return mdump_fail(&d->c, pages_field,
-				  "mapped-ram pages_offset "
-				  "of '%s' expected >= 0x%llx (after its "
-				  "header), found 0x%llx",
+				  "mapped-ram pages_offset of '%s' expected "
+				  ">= 0x%llx (after its header), found 0x%llx",
 				  b->name, (unsigned long long)d->c.pos,
 				  (unsigned long long)b->pages_offset);
 	if (b->bitmap_offset > size || bmap_size > size - b->bitmap_offset)
 		return mdump_short_file(&d->c,
-					"the mapped-ram bitmap of '%s' "
-					"(%llu bytes at 0x%llx)",
+					"the mapped-ram bitmap of '%s' (%llu "
+					"bytes at 0x%llx)",
 					b->name, (unsigned long long)bmap_size,
 					(unsigned long long)b->bitmap_offset);
 	b->present_pages = count_bits(d->c.buf + b->bitmap_offset, nbits);
 	if (b->used_length > d->c.limit - b->pages_offset ||
 	    b->pages_offset > d->c.limit)
 		return mdump_short_file(&d->c,
-					"the mapped-ram pages of '%s' "
-					"(%llu bytes at 0x%llx)",
+					"the mapped-ram pages of '%s' (%llu "
+					"bytes at 0x%llx)",
 					b->name,
 					(unsigned long long)b->used_length,
 					(unsigned long long)b->pages_offset);
@@ -143,20 +142,19 @@ static int mapped_ram_header(struct mdump_dec *d, struct mdump_block *b)
 	b->mapped_ram = true;
 	if (b->mr_version != MAPPED_RAM_VERSION)
 		return mdump_fail(&d->c, off,
-				  "mapped-ram header version of '%s' "
-				  "expected %u, found %u",
+				  "mapped-ram header version of '%s' expected "
+				  "%u, found %u",
 				  b->name, MAPPED_RAM_VERSION, b->mr_version);
 	if (b->mr_page_size != d->page_size)
 		return mdump_fail(&d->c, off + 4,
-				  "mapped-ram page_size of '%s' "
-				  "expected %llu, found %llu",
+				  "mapped-ram page_size of '%s' expected "
+				  "%llu, found %llu",
 				  b->name, (unsigned long long)d->page_size,
 				  (unsigned long long)b->mr_page_size);
 	if (b->pages_offset % d->page_size)
 		return mdump_fail(&d->c, off + 20,
-				  "mapped-ram pages_offset of "
-				  "'%s' expected a multiple of %llu, found "
-				  "0x%llx",
+				  "mapped-ram pages_offset of '%s' expected a "
+				  "multiple of %llu, found 0x%llx",
 				  b->name, (unsigned long long)d->page_size,
 				  (unsigned long long)b->pages_offset);
 	return mapped_ram_regions(d, b, off + 20);
@@ -177,8 +175,8 @@ static int block_slot(struct mdump_dec *d, const char *name, uint64_t off,
 	}
 	if (s->nblocks >= MDUMP_BLOCKS_MAX)
 		return mdump_fail(&d->c, off,
-				  "MEM_SIZE blocks expected at most "
-				  "%u, found more",
+				  "MEM_SIZE blocks expected at most %u, found "
+				  "more",
 				  MDUMP_BLOCKS_MAX);
 	*b = mdump_grow((void **)&s->blocks, &s->nblocks, &s->blocks_cap,
 			sizeof(**b));
@@ -224,9 +222,9 @@ static int mem_size_block(struct mdump_dec *d, uint64_t *left)
 		return ret;
 	if (!len || len > *left)
 		return mdump_fail(&d->c, len_off,
-				  "MEM_SIZE used_length of '%s' "
-				  "expected 1..0x%llx (what is left of the "
-				  "total), found 0x%llx",
+				  "MEM_SIZE used_length of '%s' expected "
+				  "1..0x%llx (what is left of the total), "
+				  "found 0x%llx",
 				  name, (unsigned long long)*left,
 				  (unsigned long long)len);
 	ret = block_slot(d, name, off, &b);
@@ -267,8 +265,8 @@ static int record_block(struct mdump_dec *d, uint64_t off, uint64_t flags,
 	if (flags & RAM_SAVE_FLAG_CONTINUE) {
 		if (d->last_block < 0)
 			return mdump_fail(&d->c, off,
-					  "ram record block expected "
-					  "a name (no earlier record named "
+					  "ram record block expected a name "
+					  "(no earlier record named "
 					  "one), found the CONTINUE flag");
 		*blk = d->last_block;
 		return 0;
@@ -280,8 +278,8 @@ static int record_block(struct mdump_dec *d, uint64_t off, uint64_t flags,
 	if (*blk < 0) {
 		mdump_escape((const uint8_t *)name, nlen, esc, sizeof(esc));
 		return mdump_fail(&d->c, name_off,
-				  "ram record block expected "
-				  "one of the MEM_SIZE blocks, found '%s'",
+				  "ram record block expected one of the "
+				  "MEM_SIZE blocks, found '%s'",
 				  esc);
 	}
 	d->last_block = *blk;
@@ -302,8 +300,8 @@ static int zero_body(struct mdump_dec *d)
 
 	if (!ret && b)
 		return mdump_fail(&d->c, off,
-				  "ZERO record fill byte expected 0x00, "
-				  "found 0x%02x",
+				  "ZERO record fill byte expected 0x00, found "
+				  "0x%02x",
 				  b);
 	return ret;
 }
@@ -342,8 +340,8 @@ static int compress_body(struct mdump_dec *d, uint64_t *len)
 
 	if (!ret && n > bound)
 		return mdump_fail(&d->c, off,
-				  "COMPRESS_PAGE record length expected "
-				  "<= %llu, found %u",
+				  "COMPRESS_PAGE record length expected <= "
+				  "%llu, found %u",
 				  (unsigned long long)bound, n);
 	*len = n;
 	return ret;
@@ -402,8 +400,8 @@ static int page_record(struct mdump_dec *d, struct mdump_event *ev,
 	b = &d->s->blocks[blk];
 	if (addr >= b->used_length)
 		return mdump_fail(&d->c, off,
-				  "ram record offset expected < 0x%llx "
-				  "(the used_length of '%s'), found 0x%llx",
+				  "ram record offset expected < 0x%llx (the "
+				  "used_length of '%s'), found 0x%llx",
 				  (unsigned long long)b->used_length, b->name,
 				  (unsigned long long)addr);
 	ret = record_body(d, kind);
@@ -447,10 +445,10 @@ static int other_record(struct mdump_dec *d, struct mdump_event *ev,
 		break;
 	default:
 		return mdump_fail(&d->c, off,
-				  "ram record flags expected one of "
-				  "MEM_SIZE, ZERO, PAGE, EOS, XBZRLE, "
-				  "COMPRESS_PAGE, MULTIFD_FLUSH, HOOK (with or "
-				  "without CONTINUE), found 0x%llx",
+				  "ram record flags expected one of MEM_SIZE, "
+				  "ZERO, PAGE, EOS, XBZRLE, COMPRESS_PAGE, "
+				  "MULTIFD_FLUSH, HOOK (with or without "
+				  "CONTINUE), found 0x%llx",
 				  (unsigned long long)kind);
 	}
 	count(d, ev, -1, r);
@@ -471,9 +469,9 @@ static int ram_record(struct mdump_dec *d, struct mdump_event *ev, bool *eos)
 	if (d->mapped_ram && (flags & NOT_WITH_MAPPED_RAM))
 		return mdump_fail(
 			&d->c, off,
-			"ram record flags expected none of "
-			"PAGE, ZERO, XBZRLE, MULTIFD_FLUSH, HOOK with "
-			"mapped-ram, found 0x%llx",
+			"ram record flags expected none of PAGE, ZERO, "
+			"XBZRLE, MULTIFD_FLUSH, HOOK with mapped-ram, found "
+			"0x%llx",
 			(unsigned long long)flags);
 	if (kind == RAM_SAVE_FLAG_MEM_SIZE)
 		return mem_size(d, ev, addr);

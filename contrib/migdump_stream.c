@@ -32,8 +32,7 @@ static int get_capabilities(struct mdump_dec *d)
 		return ret;
 	if (n > CAPS_COUNT_MAX)
 		return mdump_fail(&d->c, off,
-				  "capability count expected <= %u, "
-				  "found %u",
+				  "capability count expected <= %u, found %u",
 				  CAPS_COUNT_MAX, n);
 	for (uint32_t i = 0; i < n; i++) {
 		ret = mdump_get_name(&d->c, "the configuration",
@@ -61,8 +60,7 @@ static int get_page_bits(struct mdump_dec *d)
 	/* RAM record flags use bits 0..9: pages are at least 1 KiB. */
 	if (bits < 10 || bits > 21)
 		return mdump_fail(&d->c, off,
-				  "target-page-bits expected 10..21, "
-				  "found %u",
+				  "target-page-bits expected 10..21, found %u",
 				  bits);
 	d->s->target_page_bits = bits;
 	d->page_bits = bits;
@@ -123,8 +121,8 @@ static int get_configuration(struct mdump_dec *d)
 		return ret;
 	if (len > MACHINE_NAME_MAX)
 		return mdump_fail(&d->c, off,
-				  "machine name length expected <= "
-				  "%u, found %u",
+				  "machine name length expected <= %u, found "
+				  "%u",
 				  MACHINE_NAME_MAX, len);
 	ret = mdump_get_bytes(&d->c, len, "the configuration", &name);
 	if (ret)
@@ -151,8 +149,8 @@ static int get_header(struct mdump_dec *d)
 	ret = mdump_get_be32(&d->c, "the file header", &s->magic);
 	if (!ret && s->magic != QEVM_MAGIC)
 		return mdump_fail(&d->c, off,
-				  "file magic expected 0x%08x "
-				  "(QEVM), found 0x%08x",
+				  "file magic expected 0x%08x (QEVM), found "
+				  "0x%08x",
 				  QEVM_MAGIC, s->magic);
 	if (!ret)
 		ret = mdump_get_be32(&d->c, "the file header", &s->version);
@@ -160,8 +158,7 @@ static int get_header(struct mdump_dec *d)
 		return ret;
 	if (s->version != QEVM_VERSION)
 		return mdump_fail(&d->c, off + 4,
-				  "file version expected %u, "
-				  "found %u%s",
+				  "file version expected %u, found %u%s",
 				  QEVM_VERSION, s->version,
 				  s->version == QEVM_VERSION_COMPAT
 					  ? " (the obsolete v2 format)"
@@ -236,9 +233,8 @@ static int register_se(struct mdump_dec *d, const struct mdump_se *in,
 	}
 	if (s->nse >= MDUMP_SE_MAX)
 		return mdump_fail(&d->c, off,
-				  "section headers expected at most "
-				  "%u different START/FULL headers, found "
-				  "more",
+				  "section headers expected at most %u "
+				  "different START/FULL headers, found more",
 				  MDUMP_SE_MAX);
 	se = mdump_grow((void **)&s->se, &s->nse, &s->se_cap, sizeof(*se));
 	if (!se)
@@ -273,12 +269,10 @@ static int check_version(struct mdump_dec *d, const struct mdump_se *se,
 		return 0;
 	if (lo == hi)
 		return mdump_fail(&d->c, off,
-				  "section '%s' version expected %u, "
-				  "found %u",
+				  "section '%s' version expected %u, found %u",
 				  se->idstr, lo, se->version);
 	return mdump_fail(&d->c, off,
-			  "section '%s' version expected %u..%u, "
-			  "found %u",
+			  "section '%s' version expected %u..%u, found %u",
 			  se->idstr, lo, hi, se->version);
 }
 
@@ -314,8 +308,8 @@ static int get_short_header(struct mdump_dec *d, long *idx)
 	*idx = find_se(d->s, id);
 	if (*idx < 0)
 		return mdump_fail(&d->c, off,
-				  "section id expected one opened by "
-				  "a START or FULL section, found %u",
+				  "section id expected one opened by a START "
+				  "or FULL section, found %u",
 				  id);
 	return 0;
 }
@@ -334,14 +328,14 @@ static int get_footer(struct mdump_dec *d, uint32_t id)
 		return ret;
 	if (b != VMS_SECTION_FOOTER)
 		return mdump_fail(&d->c, off,
-				  "section footer for section %u "
-				  "expected 0x%02x, found 0x%02x",
+				  "section footer for section %u expected "
+				  "0x%02x, found 0x%02x",
 				  id, VMS_SECTION_FOOTER, b);
 	ret = mdump_get_be32(&d->c, "a section footer", &got);
 	if (!ret && got != id)
 		return mdump_fail(&d->c, off + 1,
-				  "section footer for section %u "
-				  "expected id %u, found %u",
+				  "section footer for section %u expected id "
+				  "%u, found %u",
 				  id, id, got);
 	return ret;
 }
@@ -363,8 +357,7 @@ static void trace_section(struct mdump_dec *d, const struct mdump_event *ev)
 				mdump_rec_name(r),
 				(unsigned long long)ev->counts.rec[r]);
 	mdump_trace(d->o, 1, ev->offset,
-		    "%-5s id %u '%s' instance %u version "
-		    "%u (%llu bytes)%s%s",
+		    "%-5s id %u '%s' instance %u version %u (%llu bytes)%s%s",
 		    mdump_section_type_name(ev->type), ev->id, esc,
 		    se->instance, se->version, (unsigned long long)ev->bytes,
 		    ev->opaque ? " opaque" : "", counts);
@@ -420,8 +413,7 @@ static int decode_packaged(struct mdump_dec *d, uint64_t len_off, uint32_t len)
 
 	if (len > PACKAGED_MAX)
 		return mdump_fail(&d->c, len_off,
-				  "PACKAGED length expected <= "
-				  "%u, found %u",
+				  "PACKAGED length expected <= %u, found %u",
 				  PACKAGED_MAX, len);
 	if (d->depth >= PACKAGED_DEPTH_MAX)
 		return mdump_fail(&d->c, len_off - 5,
@@ -447,19 +439,17 @@ static int check_command(struct mdump_dec *d, uint64_t off, uint16_t cmd,
 {
 	if (cmd == MIG_CMD_INVALID || cmd > MIG_CMD_SWITCHOVER_START)
 		return mdump_fail(&d->c, off + 1,
-				  "command expected 1..%u, found "
-				  "%u (len %u)",
+				  "command expected 1..%u, found %u (len %u)",
 				  MIG_CMD_SWITCHOVER_START, cmd, len);
 	if (cmd_len[cmd] >= 0 && len != cmd_len[cmd])
 		return mdump_fail(&d->c, off + 3,
-				  "command %s length expected %d, "
-				  "found %u",
+				  "command %s length expected %d, found %u",
 				  mdump_command_name(cmd), cmd_len[cmd], len);
 	/* Without postcopy-ram (dirty bitmaps only) the advise is empty. */
 	if (cmd == MIG_CMD_POSTCOPY_ADVISE && len != 0 && len != 16)
 		return mdump_fail(&d->c, off + 3,
-				  "command POSTCOPY_ADVISE length "
-				  "expected 0 or 16, found %u",
+				  "command POSTCOPY_ADVISE length expected 0 "
+				  "or 16, found %u",
 				  len);
 	return 0;
 }
@@ -546,8 +536,8 @@ static int decode_loop(struct mdump_dec *d)
 			break;
 		default:
 			return mdump_fail(&d->c, off,
-					  "section type expected 0x00 "
-					  "(EOF), 0x01..0x04 (section) or 0x08 "
+					  "section type expected 0x00 (EOF), "
+					  "0x01..0x04 (section) or 0x08 "
 					  "(command), found 0x%02x",
 					  type);
 		}
@@ -568,8 +558,8 @@ static int decode_tail(struct mdump_dec *d)
 		return 0; /* no vmdesc: suppress-vmdesc or postcopy */
 	if (d->c.buf[off] != VMS_VMDESCRIPTION)
 		return mdump_fail(&d->c, off,
-				  "vmdesc (0x06) or end of stream "
-				  "expected after EOF, found 0x%02x",
+				  "vmdesc (0x06) or end of stream expected "
+				  "after EOF, found 0x%02x",
 				  d->c.buf[off]);
 	d->c.pos++;
 	ret = mdump_get_be32(&d->c, "the vmdesc", &len);
@@ -591,8 +581,8 @@ static int decode_tail(struct mdump_dec *d)
 	mdump_trace(d->o, 1, off, "VMDESC %u bytes of JSON", len);
 	if (mdump_left(&d->c))
 		return mdump_fail(&d->c, d->c.pos,
-				  "end of stream expected after "
-				  "the vmdesc, found 0x%02x",
+				  "end of stream expected after the vmdesc, "
+				  "found 0x%02x",
 				  d->c.buf[d->c.pos]);
 	return 0;
 }
@@ -613,8 +603,8 @@ int mdump_stream_decode(const uint8_t *buf, uint64_t len,
 	mdump_cur_init(&d.c, buf, len, &s->err, &s->err_offset, &s->truncated);
 	if (o->start > len) {
 		ret = mdump_fail(&d.c, len,
-				 "the stream's start expected <= "
-				 "%llu (the file size), found %llu",
+				 "the stream's start expected <= %llu (the "
+				 "file size), found %llu",
 				 (unsigned long long)len,
 				 (unsigned long long)o->start);
 		goto out;
