@@ -1,9 +1,9 @@
 /* migcfg_qmp.c — the QMP commands over the migration configuration:
  * migrate-set-capabilities, query-migrate-capabilities,
  * migrate-set-parameters and query-migrate-parameters
- * (query-migrate is control/migration.c's). Reads arguments with control/qapi.h so type errors
- * match QEMU's input visitor, then hands typed values to the model
- * (migcfg.c). Links without the QMP server; registration is in
+ * (query-migrate is control/migration.c's). Reads arguments with control/qapi.h
+ * so type errors match QEMU's input visitor, then hands typed values to the
+ * model (migcfg.c). Links without the QMP server; registration is in
  * migcfg_register.c. Control thread only. */
 #include "control/migcfg_priv.h"
 

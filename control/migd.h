@@ -25,21 +25,21 @@ struct incoming;
 struct migd {
 	struct ev_loop *loop;
 	struct qmp_server *qmp;
-	struct guest *guest;       /* RAM blocks, vCPUs, runstate */
+	struct guest *guest;	   /* RAM blocks, vCPUs, runstate */
 	struct mig_config *config; /* migration capabilities + parameters */
-	struct fdsets *fdsets;     /* add-fd / remove-fd / query-fdsets */
-	char *name;                /* -name, or NULL */
-	uint8_t uuid[16];          /* -uuid, all zero when not given */
+	struct fdsets *fdsets;	   /* add-fd / remove-fd / query-fdsets */
+	char *name;		   /* -name, or NULL */
+	uint8_t uuid[16];	   /* -uuid, all zero when not given */
 	bool has_uuid;
-	char *incoming;            /* -incoming URI or "defer", or NULL */
-	int mig_status;            /* enum mig_status (migcfg.h); NONE until a
-				    * migration starts */
+	char *incoming;		     /* -incoming URI or "defer", or NULL */
+	int mig_status;		     /* enum mig_status (migcfg.h); NONE until a
+				      * migration starts */
 	struct migration *migration; /* the current or last outgoing
 				      * migration (control/migration.h) */
 	struct incoming *incoming_state; /* the incoming migration, NULL
 					  * until migrate-incoming/-incoming
 					  * (control/incoming.h) */
-	bool quit_requested;       /* 'quit' or a signal: leave the loop */
+	bool quit_requested; /* 'quit' or a signal: leave the loop */
 	int exit_status;
 };
 

@@ -50,10 +50,9 @@
 #include "util/evloop.h"
 #include "util/log.h"
 
-#define WINDOW_MS 100       /* rate-limit and statistics window */
-#define ITER_MAX_MS 50      /* longest PART section (QEMU's MAX_WAIT) */
+#define WINDOW_MS 100		/* rate-limit and statistics window */
+#define ITER_MAX_MS 50		/* longest PART section (QEMU's MAX_WAIT) */
 #define DEST_DONE_WAIT_MS 10000 /* wait for the destination to finish */
-
 
 static uint64_t now_ms(void)
 {
@@ -68,10 +67,17 @@ uint64_t migration_wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* ---- events posted to the control thread ----------------------------------- */
+/* ---- events posted to the control thread -----------------------------------
+ */
 
-enum post_kind { POST_STATUS, POST_PASS, POST_STOP_VM, POST_RESTART_VM,
-		 POST_POSTMIGRATE, POST_DONE };
+enum post_kind {
+	POST_STATUS,
+	POST_PASS,
+	POST_STOP_VM,
+	POST_RESTART_VM,
+	POST_POSTMIGRATE,
+	POST_DONE
+};
 
 struct post {
 	struct migration *m;
@@ -87,7 +93,7 @@ static void post(struct migration *m, enum post_kind kind, int value)
 
 	if (!p)
 		return; /* an event lost under OOM; state stays consistent */
-	*p = (struct post){ m, kind, value };
+	*p = (struct post){m, kind, value};
 	if (ev_loop_post(m->md->loop, on_post, p) < 0)
 		free(p);
 }
@@ -125,7 +131,8 @@ static void restart_vm(struct migration *m)
 		   GUEST_RUNSTATE_FINISH_MIGRATE) {
 		int st = guest_runstate_lookup(m->runstate_at_stop);
 
-		guest_set_runstate(md->guest, st >= 0 ? st : GUEST_RUNSTATE_PAUSED);
+		guest_set_runstate(md->guest,
+				   st >= 0 ? st : GUEST_RUNSTATE_PAUSED);
 	}
 }
 
@@ -172,7 +179,8 @@ static void on_post(struct ev_loop *loop, void *opaque)
 	free(p);
 }
 
-/* ---- state ------------------------------------------------------------------ */
+/* ---- state ------------------------------------------------------------------
+ */
 
 enum mig_status migration_status(struct migration *m)
 {
@@ -180,7 +188,7 @@ enum mig_status migration_status(struct migration *m)
 }
 
 bool migration_set_status(struct migration *m, enum mig_status from,
-		       enum mig_status to)
+			  enum mig_status to)
 {
 	int expected = from;
 
@@ -214,7 +222,8 @@ static bool is_cancelling(struct migration *m)
 	return migration_status(m) == MIG_STATUS_CANCELLING;
 }
 
-/* ---- statistics and rate limiting (migration thread) ------------------------- */
+/* ---- statistics and rate limiting (migration thread)
+ * ------------------------- */
 
 uint64_t migration_pages_done(struct migration *m)
 {
@@ -248,17 +257,20 @@ static void update_counters(struct migration *m, uint64_t now)
 		if (m->bw_hist[i] < bw)
 			bw = m->bw_hist[i];
 	expected_bw = avail ? (double)avail / 1000.0 : bw;
-	m->threshold_bytes = (uint64_t)(expected_bw *
-					(double)atomic_load(&m->downtime_limit));
+	m->threshold_bytes =
+		(uint64_t)(expected_bw *
+			   (double)atomic_load(&m->downtime_limit));
 	pthread_mutex_lock(&m->lock);
 	m->mbps = (double)bytes * 8.0 / (double)ms / 1000.0;
-	m->pages_per_second = (migration_pages_done(m) - m->win_start_pages) * 1000 / ms;
+	m->pages_per_second =
+		(migration_pages_done(m) - m->win_start_pages) * 1000 / ms;
 	/* QEMU also waits for a first dirty-rate period (1 s); migd predicts
 	 * from the first window on, so short migrations report it too. */
 	if (bytes > 10000 && expected_bw > 0)
-		m->expected_downtime = (uint64_t)(
-			(double)(ram_save_pending_pages(m->rs) *
-				 RAM_TARGET_PAGE_SIZE) / expected_bw);
+		m->expected_downtime =
+			(uint64_t)((double)(ram_save_pending_pages(m->rs) *
+					    RAM_TARGET_PAGE_SIZE) /
+				   expected_bw);
 	pthread_mutex_unlock(&m->lock);
 	window_reset(m, now);
 }
@@ -287,8 +299,9 @@ static void rate_limit(struct migration *m)
 	uint64_t now = now_ms();
 
 	if (rate_exceeded(m) && now < m->win_start_ms + WINDOW_MS) {
-		struct timespec ts = { 0, (long)(m->win_start_ms + WINDOW_MS -
-						 now) * 1000000L };
+		struct timespec ts = {
+			0,
+			(long)(m->win_start_ms + WINDOW_MS - now) * 1000000L};
 
 		nanosleep(&ts, NULL);
 		now = now_ms();
@@ -314,7 +327,8 @@ static void bitmap_sync(struct migration *m)
 	post(m, POST_PASS, (int)mig_read(&m->ctr.dirty_sync_count));
 }
 
-/* ---- the migration thread ------------------------------------------------------ */
+/* ---- the migration thread
+ * ------------------------------------------------------ */
 
 static int connect_channels(struct migration *m, struct mig_error **errp)
 {
@@ -322,7 +336,7 @@ static int connect_channels(struct migration *m, struct mig_error **errp)
 			     ? mig_config_multifd_channels(m->cfg)
 			     : 0;
 	struct channel *ch = sock_connect(&m->addr, errp), **chans;
-	struct mfd_send_opts o = { .nchannels = n };
+	struct mfd_send_opts o = {.nchannels = n};
 
 	if (!ch)
 		return -ECONNREFUSED;
@@ -419,7 +433,8 @@ static int iterate_once(struct migration *m, struct mig_error **errp)
 	atomic_store(&m->ctr.main_bytes, qfile_pos(m->f));
 	if (ret < 0) {
 		if (!*errp)
-			mig_error_setg(errp, "error writing the migration stream: %s",
+			mig_error_setg(errp,
+				       "error writing the migration stream: %s",
 				       strerror(-ret));
 		return ret;
 	}
@@ -432,13 +447,15 @@ static int maybe_pause(struct migration *m)
 {
 	if (!mig_config_cap(m->cfg, MIG_CAP_PAUSE_BEFORE_SWITCHOVER))
 		return 0;
-	if (!migration_set_status(m, MIG_STATUS_ACTIVE, MIG_STATUS_PRE_SWITCHOVER))
+	if (!migration_set_status(m, MIG_STATUS_ACTIVE,
+				  MIG_STATUS_PRE_SWITCHOVER))
 		return -ECANCELED;
 	pthread_mutex_lock(&m->lock);
 	while (!m->continue_requested && !is_cancelling(m))
 		pthread_cond_wait(&m->cond, &m->lock);
 	pthread_mutex_unlock(&m->lock);
-	if (!migration_set_status(m, MIG_STATUS_PRE_SWITCHOVER, MIG_STATUS_DEVICE))
+	if (!migration_set_status(m, MIG_STATUS_PRE_SWITCHOVER,
+				  MIG_STATUS_DEVICE))
 		return -ECANCELED;
 	return 0;
 }
@@ -457,7 +474,7 @@ static int stop_vm(struct migration *m)
  * that is when the guest is ready there. */
 static void wait_destination_done(struct migration *m)
 {
-	struct pollfd pfd = { .fd = m->main_ch->fd, .events = POLLIN };
+	struct pollfd pfd = {.fd = m->main_ch->fd, .events = POLLIN};
 
 	if (pfd.fd >= 0)
 		poll(&pfd, 1, DEST_DONE_WAIT_MS);
@@ -494,7 +511,8 @@ static int complete(struct migration *m, struct mig_error **errp)
 			       strerror(-ret));
 		return ret;
 	}
-	atomic_store(&m->ctr.downtime_bytes, mig_transferred(&m->ctr) - precopy);
+	atomic_store(&m->ctr.downtime_bytes,
+		     mig_transferred(&m->ctr) - precopy);
 	t_sent = now_ms();
 	wait_destination_done(m);
 	log_info("migration: switchover: stop %" PRIu64 " ms, final %" PRIu64
@@ -511,8 +529,9 @@ static int complete(struct migration *m, struct mig_error **errp)
 		double ms = (double)(m->total_time - m->setup_time);
 
 		m->mbps = (double)mig_transferred(&m->ctr) * 8.0 / ms / 1000.0;
-		m->pages_per_second = (uint64_t)((double)migration_pages_done(m) * 1000.0 /
-						 ms);
+		m->pages_per_second =
+			(uint64_t)((double)migration_pages_done(m) * 1000.0 /
+				   ms);
 	}
 	pthread_mutex_unlock(&m->lock);
 	return 0;
@@ -607,4 +626,3 @@ void *migration_thread_main(void *opaque)
 	post(m, POST_DONE, 0);
 	return NULL;
 }
-

@@ -30,15 +30,15 @@ struct migration {
 	bool thread_started;
 	_Atomic int tid;
 	_Atomic int status;
-	_Atomic uint64_t max_bandwidth;    /* live: bytes/s, 0 = unlimited */
-	_Atomic uint64_t downtime_limit;   /* live: ms */
+	_Atomic uint64_t max_bandwidth;	      /* live: bytes/s, 0 = unlimited */
+	_Atomic uint64_t downtime_limit;      /* live: ms */
 	_Atomic uint64_t avail_switchover_bw; /* live: bytes/s */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct mig_error *error;  /* first error: error-desc */
-	bool continue_requested;  /* migrate-continue in pre-switchover */
-	bool vm_stop_done;        /* control thread ran the stop */
+	struct mig_error *error; /* first error: error-desc */
+	bool continue_requested; /* migrate-continue in pre-switchover */
+	bool vm_stop_done;	 /* control thread ran the stop */
 	bool vm_was_running;
 	char runstate_at_stop[32];
 	/* statistics, under lock */
@@ -48,7 +48,7 @@ struct migration {
 	uint64_t pages_per_second;
 
 	struct mig_counters ctr;
-	struct channel *main_ch;  /* under lock while it may be kicked */
+	struct channel *main_ch; /* under lock while it may be kicked */
 	struct mfd_send *mfd;
 	struct qfile *f;
 	struct ram_save *rs;
@@ -58,7 +58,7 @@ struct migration {
 	uint64_t win_start_ms, win_start_bytes, win_start_pages;
 	uint64_t iter_start_ms;
 	uint64_t threshold_bytes;
-	double bw_hist[3];     /* bytes/ms of the last windows */
+	double bw_hist[3]; /* bytes/ms of the last windows */
 	unsigned bw_n;
 	uint64_t rate_period_start_ms, rate_period_pages;
 };

@@ -20,7 +20,8 @@
 #include "multifd/ram_flags.h"
 #include "multifd/ram_save.h"
 
-/* ---- QMP ----------------------------------------------------------------------- */
+/* ---- QMP
+ * ----------------------------------------------------------------------- */
 
 static void migration_free(struct migration *m)
 {
@@ -40,17 +41,20 @@ static bool can_migrate(struct migd *md, struct mig_error **errp)
 {
 	enum guest_runstate st = guest_get_runstate(md->guest);
 
-	if (md->migration && mig_status_is_running(migration_status(md->migration))) {
+	if (md->migration &&
+	    mig_status_is_running(migration_status(md->migration))) {
 		mig_error_setg(errp, "There's a migration process in progress");
 		return false;
 	}
 	if (st == GUEST_RUNSTATE_INMIGRATE) {
-		mig_error_setg(errp, "Guest is waiting for an incoming migration");
+		mig_error_setg(errp,
+			       "Guest is waiting for an incoming migration");
 		return false;
 	}
 	if (st == GUEST_RUNSTATE_POSTMIGRATE) {
-		mig_error_setg(errp, "Can't migrate the vm that was paused due to "
-				     "previous migration");
+		mig_error_setg(errp,
+			       "Can't migrate the vm that was paused due to "
+			       "previous migration");
 		return false;
 	}
 	return true;
@@ -61,13 +65,13 @@ static bool can_migrate(struct migd *md, struct mig_error **errp)
 static bool read_channels(struct qapi_in *in, struct mig_addr *addr,
 			  unsigned *count, struct mig_error **errp)
 {
-	static const char *const types[] = { "main", NULL };
+	static const char *const types[] = {"main", NULL};
 	struct qapi_in list;
 	bool ok = qapi_start_list(in, "channels", &list, errp);
 
 	*count = 0;
 	while (ok && qapi_has(&list, NULL)) {
-		struct mig_addr a = { 0 };
+		struct mig_addr a = {0};
 		struct qapi_in ch;
 		int type;
 
@@ -114,9 +118,10 @@ static bool read_target(json_t *args, struct mig_addr *addr, bool *resume,
 	if (!ok)
 		return false;
 	if (uri && has_channels) {
-		mig_error_setg(errp, "'uri' and 'channels' arguments are mutually "
-				     "exclusive; exactly one of the two should be "
-				     "present in 'migrate' qmp command ");
+		mig_error_setg(errp,
+			       "'uri' and 'channels' arguments are mutually "
+			       "exclusive; exactly one of the two should be "
+			       "present in 'migrate' qmp command ");
 		return false;
 	}
 	if (nchannels > 1) {
@@ -124,14 +129,16 @@ static bool read_target(json_t *args, struct mig_addr *addr, bool *resume,
 		return false;
 	}
 	if (!nchannels && !uri) {
-		mig_error_setg(errp, "need either 'uri' or 'channels' argument");
+		mig_error_setg(errp,
+			       "need either 'uri' or 'channels' argument");
 		return false;
 	}
 	if (uri && mig_addr_parse_uri(uri, addr, errp) < 0)
 		return false;
 	if (blk || inc) {
-		mig_error_setg(errp, "Block migration is not supported by migd: "
-				     "use blockdev-mirror with NBD instead");
+		mig_error_setg(errp,
+			       "Block migration is not supported by migd: "
+			       "use blockdev-mirror with NBD instead");
 		return false;
 	}
 	return true;
@@ -157,12 +164,16 @@ static void vms_opts_from(struct migd *md, const struct mig_config *cfg,
 			  struct vms_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->send_configuration = mig_config_knob(cfg, MIG_KNOB_SEND_CONFIGURATION);
-	o->send_section_footer = mig_config_knob(cfg, MIG_KNOB_SEND_SECTION_FOOTER);
-	o->store_global_state = mig_config_knob(cfg, MIG_KNOB_STORE_GLOBAL_STATE);
+	o->send_configuration =
+		mig_config_knob(cfg, MIG_KNOB_SEND_CONFIGURATION);
+	o->send_section_footer =
+		mig_config_knob(cfg, MIG_KNOB_SEND_SECTION_FOOTER);
+	o->store_global_state =
+		mig_config_knob(cfg, MIG_KNOB_STORE_GLOBAL_STATE);
 	o->cap_mapped_ram = mig_config_cap(cfg, MIG_CAP_MAPPED_RAM);
 	o->cap_x_ignore_shared = mig_config_cap(cfg, MIG_CAP_X_IGNORE_SHARED);
-	o->send_uuid = md->has_uuid && mig_config_cap(cfg, MIG_CAP_VALIDATE_UUID);
+	o->send_uuid =
+		md->has_uuid && mig_config_cap(cfg, MIG_CAP_VALIDATE_UUID);
 	memcpy(o->uuid, md->uuid, sizeof(o->uuid));
 }
 
@@ -185,8 +196,9 @@ static struct migration *migration_new(struct migd *md, struct mig_addr *a)
 	atomic_store(&m->status, MIG_STATUS_NONE);
 	atomic_store(&m->max_bandwidth, mig_config_max_bandwidth(m->cfg));
 	atomic_store(&m->downtime_limit, mig_config_downtime_limit(m->cfg));
-	atomic_store(&m->avail_switchover_bw,
-		     mig_config_param(m->cfg, MIG_PARAM_AVAIL_SWITCHOVER_BANDWIDTH));
+	atomic_store(
+		&m->avail_switchover_bw,
+		mig_config_param(m->cfg, MIG_PARAM_AVAIL_SWITCHOVER_BANDWIDTH));
 	vms_opts_from(md, m->cfg, &m->vms);
 	m->start_ms = migration_wall_ms();
 	return m;
@@ -195,7 +207,7 @@ static struct migration *migration_new(struct migd *md, struct mig_addr *a)
 static json_t *qmp_migrate(struct migd *md, struct qmp_monitor *mon,
 			   json_t *args, struct mig_error **errp)
 {
-	struct mig_addr addr = { 0 };
+	struct mig_addr addr = {0};
 	struct migration *m;
 	bool resume = false;
 
@@ -285,16 +297,21 @@ static void fill_time_info(struct migration *m, enum mig_status st,
 			   json_t *info)
 {
 	pthread_mutex_lock(&m->lock);
-	json_object_set_new(info, "setup-time", json_integer((json_int_t)m->setup_time));
-	json_object_set_new(info, "total-time",
-			    json_integer((json_int_t)(st == MIG_STATUS_COMPLETED
-							? m->total_time
-							: migration_wall_ms() - m->start_ms)));
+	json_object_set_new(info, "setup-time",
+			    json_integer((json_int_t)m->setup_time));
+	json_object_set_new(
+		info, "total-time",
+		json_integer((json_int_t)(st == MIG_STATUS_COMPLETED
+						  ? m->total_time
+						  : migration_wall_ms() -
+							    m->start_ms)));
 	if (st == MIG_STATUS_COMPLETED)
-		json_object_set_new(info, "downtime", json_integer((json_int_t)m->downtime));
+		json_object_set_new(info, "downtime",
+				    json_integer((json_int_t)m->downtime));
 	else
-		json_object_set_new(info, "expected-downtime",
-				    json_integer((json_int_t)m->expected_downtime));
+		json_object_set_new(
+			info, "expected-downtime",
+			json_integer((json_int_t)m->expected_downtime));
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -305,30 +322,31 @@ static json_t *ram_info(struct migration *m, enum mig_status st)
 	json_t *ram;
 
 	pthread_mutex_lock(&m->lock);
-	ram = json_pack("{s:I,s:I,s:I,s:i,s:I,s:I,s:f,s:I,s:i,s:i,s:I,s:I,s:I,s:I,s:i,s:i}",
-			"transferred", (json_int_t)mig_transferred(c),
-			"total", (json_int_t)guest_ram_size(m->md->guest),
-			"duplicate", (json_int_t)mig_read(&c->zero_pages),
-			"skipped", 0,
-			"normal", (json_int_t)normal,
-			"normal-bytes", (json_int_t)(normal * RAM_TARGET_PAGE_SIZE),
-			"mbps", m->mbps,
-			"dirty-sync-count", (json_int_t)mig_read(&c->dirty_sync_count),
-			"postcopy-requests", 0,
-			"page-size", RAM_TARGET_PAGE_SIZE,
-			"multifd-bytes", (json_int_t)mig_read(&c->multifd_bytes),
-			"pages-per-second", (json_int_t)m->pages_per_second,
-			"precopy-bytes", (json_int_t)mig_read(&c->precopy_bytes),
-			"downtime-bytes", (json_int_t)mig_read(&c->downtime_bytes),
-			"postcopy-bytes", 0,
-			"dirty-sync-missed-zero-copy", 0);
+	ram = json_pack(
+		"{s:I,s:I,s:I,s:i,s:I,s:I,s:f,s:I,s:i,s:i,s:I,s:I,s:I,s:I,s:i,"
+		"s:i}",
+		"transferred", (json_int_t)mig_transferred(c), "total",
+		(json_int_t)guest_ram_size(m->md->guest), "duplicate",
+		(json_int_t)mig_read(&c->zero_pages), "skipped", 0, "normal",
+		(json_int_t)normal, "normal-bytes",
+		(json_int_t)(normal * RAM_TARGET_PAGE_SIZE), "mbps", m->mbps,
+		"dirty-sync-count", (json_int_t)mig_read(&c->dirty_sync_count),
+		"postcopy-requests", 0, "page-size", RAM_TARGET_PAGE_SIZE,
+		"multifd-bytes", (json_int_t)mig_read(&c->multifd_bytes),
+		"pages-per-second", (json_int_t)m->pages_per_second,
+		"precopy-bytes", (json_int_t)mig_read(&c->precopy_bytes),
+		"downtime-bytes", (json_int_t)mig_read(&c->downtime_bytes),
+		"postcopy-bytes", 0, "dirty-sync-missed-zero-copy", 0);
 	pthread_mutex_unlock(&m->lock);
 	if (st != MIG_STATUS_COMPLETED) {
-		json_object_set_new(ram, "remaining",
-				    json_integer((json_int_t)(mig_read(&c->remaining_pages) *
-							      RAM_TARGET_PAGE_SIZE)));
+		json_object_set_new(
+			ram, "remaining",
+			json_integer(
+				(json_int_t)(mig_read(&c->remaining_pages) *
+					     RAM_TARGET_PAGE_SIZE)));
 		json_object_set_new(ram, "dirty-pages-rate",
-				    json_integer((json_int_t)mig_read(&c->dirty_pages_rate)));
+				    json_integer((json_int_t)mig_read(
+					    &c->dirty_pages_rate)));
 	}
 	return ram;
 }
@@ -355,7 +373,8 @@ static void fill_source_info(struct migration *m, json_t *info)
 	}
 	pthread_mutex_lock(&m->lock);
 	if (m->error)
-		json_object_set_new(info, "error-desc", json_string(m->error->desc));
+		json_object_set_new(info, "error-desc",
+				    json_string(m->error->desc));
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -373,8 +392,8 @@ static json_t *qmp_query_migrate(struct migd *md, struct qmp_monitor *mon,
 
 static void add_thread(json_t *list, const char *name, int tid)
 {
-	json_array_append_new(list, json_pack("{s:s,s:i}", "name", name,
-					      "thread-id", tid));
+	json_array_append_new(
+		list, json_pack("{s:s,s:i}", "name", name, "thread-id", tid));
 }
 
 static json_t *qmp_query_migrationthreads(struct migd *md,
@@ -415,16 +434,17 @@ static void on_config_change(void *opaque, const struct mig_config *cfg)
 		return;
 	atomic_store(&m->max_bandwidth, mig_config_max_bandwidth(cfg));
 	atomic_store(&m->downtime_limit, mig_config_downtime_limit(cfg));
-	atomic_store(&m->avail_switchover_bw,
-		     mig_config_param(cfg, MIG_PARAM_AVAIL_SWITCHOVER_BANDWIDTH));
+	atomic_store(
+		&m->avail_switchover_bw,
+		mig_config_param(cfg, MIG_PARAM_AVAIL_SWITCHOVER_BANDWIDTH));
 }
 
 static const struct qmp_command migration_cmds[] = {
-	{ "migrate", qmp_migrate, 0 },
-	{ "migrate_cancel", qmp_migrate_cancel, 0 },
-	{ "migrate-continue", qmp_migrate_continue, 0 },
-	{ "query-migrate", qmp_query_migrate, 0 },
-	{ "query-migrationthreads", qmp_query_migrationthreads, 0 },
+	{"migrate", qmp_migrate, 0},
+	{"migrate_cancel", qmp_migrate_cancel, 0},
+	{"migrate-continue", qmp_migrate_continue, 0},
+	{"query-migrate", qmp_query_migrate, 0},
+	{"query-migrationthreads", qmp_query_migrationthreads, 0},
 };
 
 void migration_register_qmp(struct migd *md, struct qmp_server *srv)

@@ -96,9 +96,9 @@ static json_t *get_value(struct qapi_in *in, const char *name,
 		v = json_array_get(in->node, in->index);
 		in->index++;
 		if (!v)
-			mig_error_setg(errp, MSG_MISSING,
-				       qapi_full_name(in, NULL, buf,
-						      sizeof(buf)));
+			mig_error_setg(
+				errp, MSG_MISSING,
+				qapi_full_name(in, NULL, buf, sizeof(buf)));
 		return v;
 	}
 	if (!in->parent && !name) /* the root itself */
@@ -114,7 +114,7 @@ static json_t *get_value(struct qapi_in *in, const char *name,
 		const char *key;
 		json_t *val;
 
-		json_object_foreach (in->node, key, val) {
+		json_object_foreach(in->node, key, val) {
 			if (val == v && !strcmp(key, name)) {
 				mark_consumed(in, key);
 				break;
@@ -279,7 +279,8 @@ bool qapi_read_enum(struct qapi_in *in, const char *name,
 		return false;
 	idx = qapi_enum_lookup(values, s);
 	if (idx < 0) {
-		mig_error_setg(errp, "Parameter '%s' does not accept value '%s'",
+		mig_error_setg(errp,
+			       "Parameter '%s' does not accept value '%s'",
 			       name ? name : "null", s);
 		return false;
 	}
@@ -299,7 +300,8 @@ bool qapi_read_str_or_null(struct qapi_in *in, const char *name,
 		return true;
 	}
 	if (!json_is_string(v)) { /* QEMU's alternates print the bare name */
-		mig_error_setg(errp, MSG_TYPE, name ? name : "null", "StrOrNull");
+		mig_error_setg(errp, MSG_TYPE, name ? name : "null",
+			       "StrOrNull");
 		return false;
 	}
 	*out = json_string_value(v);
@@ -353,16 +355,16 @@ bool qapi_check_struct(struct qapi_in *in, struct mig_error **errp)
 	const char *key;
 	json_t *val;
 
-	json_object_foreach (in->node, key, val) {
+	json_object_foreach(in->node, key, val) {
 		bool seen = false;
 
 		(void)val;
 		for (size_t i = 0; i < in->nconsumed && !seen; i++)
 			seen = !strcmp(in->consumed[i], key);
 		if (!seen) {
-			mig_error_setg(errp, "Parameter '%s' is unexpected",
-				       qapi_full_name(in, key, buf,
-						      sizeof(buf)));
+			mig_error_setg(
+				errp, "Parameter '%s' is unexpected",
+				qapi_full_name(in, key, buf, sizeof(buf)));
 			return false;
 		}
 	}

@@ -17,9 +17,9 @@
 
 struct qapi_in {
 	struct qapi_in *parent;
-	json_t *node;     /* object or array being read (borrowed) */
+	json_t *node;	  /* object or array being read (borrowed) */
 	const char *name; /* this node's name in its parent, NULL at root */
-	size_t index;     /* arrays: index of the next element to read */
+	size_t index;	  /* arrays: index of the next element to read */
 	const char **consumed; /* objects: keys read so far */
 	size_t nconsumed, capconsumed;
 };

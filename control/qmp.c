@@ -71,7 +71,8 @@ struct qmp_server {
 static void monitor_io(struct ev_loop *loop, int fd, uint32_t events,
 		       void *opaque);
 
-/* ---- output ---------------------------------------------------------------- */
+/* ---- output ----------------------------------------------------------------
+ */
 
 static void monitor_kill(struct qmp_monitor *mon);
 
@@ -184,18 +185,18 @@ void qmp_event(struct qmp_server *srv, const char *name, json_t *data)
 
 	if (data)
 		json_object_set_new(ev, "data", data);
-	json_object_set_new(ev, "timestamp",
-			    json_pack("{s:I,s:I}", "seconds",
-				      (json_int_t)(us / 1000000),
-				      "microseconds",
-				      (json_int_t)(us % 1000000)));
+	json_object_set_new(
+		ev, "timestamp",
+		json_pack("{s:I,s:I}", "seconds", (json_int_t)(us / 1000000),
+			  "microseconds", (json_int_t)(us % 1000000)));
 	for (struct qmp_monitor *m = srv->monitors; m; m = m->next)
 		if (m->negotiated && !m->dead)
 			send_json(m, json_incref(ev));
 	json_decref(ev);
 }
 
-/* ---- monitor lifetime -------------------------------------------------------- */
+/* ---- monitor lifetime
+ * -------------------------------------------------------- */
 
 static void close_pending_fds(struct qmp_monitor *mon)
 {
@@ -246,13 +247,14 @@ static void monitor_kill(struct qmp_monitor *mon)
 		srv->reap_pending = true;
 }
 
-/* ---- dispatch -------------------------------------------------------------- */
+/* ---- dispatch --------------------------------------------------------------
+ */
 
 static json_t *error_json(const struct mig_error *err)
 {
-	json_t *e = json_pack("{s:{s:s,s:s}}", "error", "class",
-			      mig_error_class_name(err->cls), "desc",
-			      err->desc);
+	json_t *e =
+		json_pack("{s:{s:s,s:s}}", "error", "class",
+			  mig_error_class_name(err->cls), "desc", err->desc);
 	char safe[1024];
 
 	if (e)
@@ -301,8 +303,8 @@ static struct keyed *qdict_order(json_t *obj, unsigned *n)
 	*n = 0;
 	if (!order)
 		return NULL;
-	json_object_foreach (obj, key, val) {
-		order[*n] = (struct keyed){ key, qdict_bucket(key), *n };
+	json_object_foreach(obj, key, val) {
+		order[*n] = (struct keyed){key, qdict_bucket(key), *n};
 		(*n)++;
 	}
 	qsort(order, *n, sizeof(order[0]), keyed_cmp);
@@ -329,11 +331,16 @@ static const char *check_request(json_t *req, bool allow_oob, bool *oob,
 		if (!strcmp(key, "execute") ||
 		    (allow_oob && !strcmp(key, "exec-oob"))) {
 			if (!json_is_string(val)) {
-				mig_error_setg(errp, "QMP input member '%s' must be a string", key);
+				mig_error_setg(errp,
+					       "QMP input member '%s' must be "
+					       "a string",
+					       key);
 				goto fail;
 			}
 			if (exec_key) {
-				mig_error_setg(errp, "QMP input member '%s' clashes with '%s'",
+				mig_error_setg(errp,
+					       "QMP input member '%s' clashes "
+					       "with '%s'",
 					       key, exec_key);
 				goto fail;
 			}
@@ -341,11 +348,15 @@ static const char *check_request(json_t *req, bool allow_oob, bool *oob,
 			name = json_string_value(val);
 		} else if (!strcmp(key, "arguments")) {
 			if (!json_is_object(val)) {
-				mig_error_setg(errp, "QMP input member 'arguments' must be an object");
+				mig_error_setg(errp,
+					       "QMP input member 'arguments' "
+					       "must be an object");
 				goto fail;
 			}
 		} else if (strcmp(key, "id")) {
-			mig_error_setg(errp, "QMP input member '%s' is unexpected", key);
+			mig_error_setg(errp,
+				       "QMP input member '%s' is unexpected",
+				       key);
 			goto fail;
 		}
 	}
@@ -376,7 +387,8 @@ static json_t *run_command(struct qmp_monitor *mon, json_t *req,
 	cmd = qmp_find_command(srv, name);
 	if (!mon->negotiated && (!cmd || strcmp(name, "qmp_capabilities"))) {
 		mig_error_set(errp, MIG_ERR_COMMAND_NOT_FOUND,
-			      "Expecting capabilities negotiation with 'qmp_capabilities'");
+			      "Expecting capabilities negotiation with "
+			      "'qmp_capabilities'");
 		return NULL;
 	}
 	if (!cmd) {
@@ -385,7 +397,8 @@ static json_t *run_command(struct qmp_monitor *mon, json_t *req,
 		return NULL;
 	}
 	if (oob && !(cmd->flags & QMP_CMD_ALLOW_OOB)) {
-		mig_error_setg(errp, "The command %s does not support OOB", name);
+		mig_error_setg(errp, "The command %s does not support OOB",
+			       name);
 		return NULL;
 	}
 	args = json_object_get(req, "arguments");
@@ -437,7 +450,8 @@ static void on_json(void *opaque, json_t *value, struct mig_error *err)
 	json_decref(value);
 }
 
-/* ---- input ----------------------------------------------------------------- */
+/* ---- input -----------------------------------------------------------------
+ */
 
 /* fds travel with the first bytes of the request they belong to. They stay
  * pending while requests from the same read are dispatched (so a getfd
@@ -448,7 +462,8 @@ static void keep_fds(struct qmp_monitor *mon, struct msghdr *msg)
 {
 	bool replaced = false;
 
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c;
+	     c = CMSG_NXTHDR(msg, c)) {
 		size_t n;
 		int *fds;
 
@@ -483,8 +498,8 @@ static ssize_t read_some(struct qmp_monitor *mon, char *buf, size_t len)
 		char buf[CMSG_SPACE(sizeof(int) * QMP_MAX_PENDING_FDS)];
 		struct cmsghdr align;
 	} ctl;
-	struct iovec iov = { buf, len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct iovec iov = {buf, len};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 	ssize_t n;
 
 	if (mon->is_unix) {
@@ -607,12 +622,13 @@ static void listener_io(struct ev_loop *loop, int fd, uint32_t events,
 	}
 }
 
-/* ---- listeners --------------------------------------------------------------- */
+/* ---- listeners
+ * --------------------------------------------------------------- */
 
 struct listen_opts {
 	bool is_unix;
-	char *path;          /* unix */
-	char *host, *port;   /* tcp */
+	char *path;	   /* unix */
+	char *host, *port; /* tcp */
 	bool server, wait;
 };
 
@@ -652,7 +668,8 @@ static int parse_listen_flag(struct listen_opts *o, const char *opt,
 		return 0;
 	}
 	if (!dst) {
-		mig_error_setg(errp, "Invalid parameter '%.*s'", (int)klen, opt);
+		mig_error_setg(errp, "Invalid parameter '%.*s'", (int)klen,
+			       opt);
 		return -EINVAL;
 	}
 	if (eq && parse_onoff(eq + 1, &val) < 0) {
@@ -680,7 +697,8 @@ static int parse_listen_spec(const char *spec, struct listen_opts *o,
 	if (addr && !strncmp(addr, "unix:", 5) && addr[5]) {
 		o->is_unix = true;
 		o->path = strdup(addr + 5);
-	} else if (addr && !strncmp(addr, "tcp:", 4) && strrchr(addr + 4, ':')) {
+	} else if (addr && !strncmp(addr, "tcp:", 4) &&
+		   strrchr(addr + 4, ':')) {
 		char *colon = strrchr(addr + 4, ':');
 		char *h = addr + 4;
 
@@ -692,14 +710,17 @@ static int parse_listen_spec(const char *spec, struct listen_opts *o,
 		o->host = strdup(*h ? h : "127.0.0.1");
 		o->port = strdup(colon + 1);
 	} else {
-		mig_error_setg(errp, "'%s' is not a valid QMP socket address "
-			       "(expected unix:PATH or tcp:HOST:PORT)", spec);
+		mig_error_setg(errp,
+			       "'%s' is not a valid QMP socket address "
+			       "(expected unix:PATH or tcp:HOST:PORT)",
+			       spec);
 		ret = -EINVAL;
 	}
 	while (!ret && (opt = strtok_r(NULL, ",", &save)))
 		ret = parse_listen_flag(o, opt, errp);
 	if (!ret && !o->server) {
-		mig_error_setg(errp, "'%s': migd only serves QMP: add server=on",
+		mig_error_setg(errp,
+			       "'%s': migd only serves QMP: add server=on",
 			       spec);
 		ret = -EINVAL;
 	}
@@ -709,7 +730,7 @@ static int parse_listen_spec(const char *spec, struct listen_opts *o,
 
 static int listen_unix(const char *path, struct mig_error **errp)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
 	mode_t old;
 	int fd, ret;
@@ -744,8 +765,8 @@ err:
 static int listen_tcp(const char *host, const char *port,
 		      struct mig_error **errp)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE };
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE};
 	struct addrinfo *res, *ai;
 	int fd = -1, rc, one = 1, saved = 0;
 
@@ -831,7 +852,8 @@ out:
 	return ret;
 }
 
-/* ---- server ------------------------------------------------------------------ */
+/* ---- server
+ * ------------------------------------------------------------------ */
 
 struct qmp_server *qmp_server_new(struct migd *md, struct ev_loop *loop)
 {
@@ -907,14 +929,16 @@ const struct qmp_command *qmp_find_command(struct qmp_server *srv,
 }
 
 void qmp_foreach_command(struct qmp_server *srv,
-			 void (*fn)(const struct qmp_command *cmd, void *opaque),
+			 void (*fn)(const struct qmp_command *cmd,
+				    void *opaque),
 			 void *opaque)
 {
 	for (size_t i = 0; i < srv->ncmds; i++)
 		fn(srv->cmds[i], opaque);
 }
 
-/* ---- fd passing ---------------------------------------------------------------- */
+/* ---- fd passing
+ * ---------------------------------------------------------------- */
 
 int qmp_monitor_take_fd(struct qmp_monitor *mon)
 {
@@ -939,7 +963,8 @@ int qmp_monitor_dup_named_fd(struct qmp_monitor *mon, const char *name)
 	return monfd_dup(&mon->fds, name);
 }
 
-/* ---- in-process requests (tests, fuzzing) ---------------------------------------- */
+/* ---- in-process requests (tests, fuzzing)
+ * ---------------------------------------- */
 
 char *qmp_server_handle_text(struct qmp_server *srv, const char *text,
 			     size_t len)
@@ -962,9 +987,10 @@ char *qmp_server_handle_text(struct qmp_server *srv, const char *text,
 	return out;
 }
 
-/* ---- core commands -------------------------------------------------------------- */
+/* ---- core commands
+ * -------------------------------------------------------------- */
 
-static const char *const qmp_capability_names[] = { "oob", NULL };
+static const char *const qmp_capability_names[] = {"oob", NULL};
 
 static json_t *cmd_qmp_capabilities(struct migd *md, struct qmp_monitor *mon,
 				    json_t *args, struct mig_error **errp)
@@ -991,7 +1017,8 @@ static json_t *cmd_qmp_capabilities(struct migd *md, struct qmp_monitor *mon,
 		return NULL;
 	if (mon->negotiated) {
 		mig_error_set(errp, MIG_ERR_COMMAND_NOT_FOUND,
-			      "Capabilities negotiation is already complete, command ignored");
+			      "Capabilities negotiation is already complete, "
+			      "command ignored");
 		return NULL;
 	}
 	mon->oob = oob;
@@ -1023,9 +1050,9 @@ static json_t *cmd_query_commands(struct migd *md, struct qmp_monitor *mon,
 }
 
 static const struct qmp_command core_commands[] = {
-	{ "qmp_capabilities", cmd_qmp_capabilities, 0 },
-	{ "query-version", cmd_query_version, 0 },
-	{ "query-commands", cmd_query_commands, 0 },
+	{"qmp_capabilities", cmd_qmp_capabilities, 0},
+	{"query-version", cmd_query_version, 0},
+	{"query-commands", cmd_query_commands, 0},
 };
 
 void qmp_core_register(struct qmp_server *srv)

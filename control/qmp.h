@@ -55,7 +55,8 @@ const struct qmp_command *qmp_find_command(struct qmp_server *srv,
 					   const char *name);
 /* Calls fn for every registered command, in registration order. */
 void qmp_foreach_command(struct qmp_server *srv,
-			 void (*fn)(const struct qmp_command *cmd, void *opaque),
+			 void (*fn)(const struct qmp_command *cmd,
+				    void *opaque),
 			 void *opaque);
 
 /* Broadcasts an event to every monitor that finished negotiation. data is

@@ -202,23 +202,34 @@ static int decode_uescape(const char *s, size_t left, uint32_t *cp)
 	lo = read_hex4(s + 6, left - 6);
 	if (lo < 0xDC00 || lo > 0xDFFF)
 		return -1;
-	*cp = 0x10000 + (((uint32_t)hi - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
+	*cp = 0x10000 + (((uint32_t)hi - 0xD800) << 10) +
+	      ((uint32_t)lo - 0xDC00);
 	return 10;
 }
 
 static char escape_char(char c)
 {
 	switch (c) {
-	case '"': return '"';
-	case '\'': return '\'';
-	case '\\': return '\\';
-	case '/': return '/';
-	case 'b': return '\b';
-	case 'f': return '\f';
-	case 'n': return '\n';
-	case 'r': return '\r';
-	case 't': return '\t';
-	default: return 0;
+	case '"':
+		return '"';
+	case '\'':
+		return '\'';
+	case '\\':
+		return '\\';
+	case '/':
+		return '/';
+	case 'b':
+		return '\b';
+	case 'f':
+		return '\f';
+	case 'n':
+		return '\n';
+	case 'r':
+		return '\r';
+	case 't':
+		return '\t';
+	default:
+		return 0;
 	}
 }
 
@@ -242,7 +253,8 @@ static json_t *parse_string(struct parser *p, const struct token *t)
 			int used = decode_uescape(s + i + 1, n - i - 1, &cp);
 
 			if (used < 0) {
-				parse_error(p, "invalid hex escape sequence in string");
+				parse_error(p, "invalid hex escape sequence in "
+					       "string");
 				goto err;
 			}
 			if (cp == 0) {
@@ -310,8 +322,8 @@ static json_t *parse_keyword(struct parser *p, const struct token *t)
 
 		qmp_json_utf8_sanitize(s, t->len > 64 ? 64 : t->len, shown,
 				       sizeof(shown));
-		mig_error_setg(&p->err, "JSON parse error, invalid keyword '%s'",
-			       shown);
+		mig_error_setg(&p->err,
+			       "JSON parse error, invalid keyword '%s'", shown);
 	}
 	return NULL;
 }
@@ -334,7 +346,8 @@ static bool parse_pair(struct parser *p, json_t *obj, unsigned depth)
 	t = pop(p);
 	if (!t || t->type != TOK_COLON) {
 		json_decref(key);
-		parse_error(p, t ? "missing : in object pair" : "premature EOI");
+		parse_error(p,
+			    t ? "missing : in object pair" : "premature EOI");
 		return false;
 	}
 	val = parse_value(p, depth);
@@ -449,7 +462,7 @@ static json_t *parse_value(struct parser *p, unsigned depth)
 static json_t *parse_tokens(const char *text, const struct token *toks,
 			    size_t ntoks, struct mig_error **errp)
 {
-	struct parser p = { .text = text, .toks = toks, .ntoks = ntoks };
+	struct parser p = {.text = text, .toks = toks, .ntoks = ntoks};
 	json_t *v = parse_value(&p, 0);
 
 	if (v && p.pos != p.ntoks) { /* cannot happen with the streamer */
@@ -466,8 +479,7 @@ static json_t *parse_tokens(const char *text, const struct token *toks,
 
 /* ---- streamer ------------------------------------------------------------ */
 
-struct qmp_json_stream *qmp_json_stream_new(qmp_json_emit_fn emit,
-					    void *opaque)
+struct qmp_json_stream *qmp_json_stream_new(qmp_json_emit_fn emit, void *opaque)
 {
 	struct qmp_json_stream *st = calloc(1, sizeof(*st));
 
@@ -574,8 +586,8 @@ static void process_token(struct qmp_json_stream *st, enum tok_type type)
 	} else if (type == TOK_ERROR) {
 		char shown[200];
 
-		qmp_json_utf8_sanitize(st->text + off, len > 64 ? 64 : len, shown,
-				       sizeof(shown));
+		qmp_json_utf8_sanitize(st->text + off, len > 64 ? 64 : len,
+				       shown, sizeof(shown));
 		emit_error(st, "JSON parse error, stray '%s'", shown);
 		st->recovering = true;
 	} else {
@@ -584,14 +596,15 @@ static void process_token(struct qmp_json_stream *st, enum tok_type type)
 			struct token *n = realloc(st->toks, cap * sizeof(*n));
 
 			if (!n) {
-				emit_error(st, "%s", "JSON token count limit exceeded");
+				emit_error(st, "%s",
+					   "JSON token count limit exceeded");
 				st->recovering = true;
 				goto balanced;
 			}
 			st->toks = n;
 			st->cap_toks = cap;
 		}
-		st->toks[st->ntoks++] = (struct token){ type, off, len };
+		st->toks[st->ntoks++] = (struct token){type, off, len};
 		if (over_limits(st))
 			st->recovering = true;
 	}
@@ -654,9 +667,9 @@ static void lex_push(struct qmp_json_stream *st, char c)
 static void lex_start(struct qmp_json_stream *st, unsigned char c)
 {
 	static const char structural[] = "{}[],:";
-	static const enum tok_type types[] = { TOK_LCURLY, TOK_RCURLY,
-					       TOK_LSQUARE, TOK_RSQUARE,
-					       TOK_COMMA, TOK_COLON };
+	static const enum tok_type types[] = {TOK_LCURLY,  TOK_RCURLY,
+					      TOK_LSQUARE, TOK_RSQUARE,
+					      TOK_COMMA,   TOK_COLON};
 	const char *s;
 
 	if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
@@ -695,7 +708,8 @@ static void lex_string(struct qmp_json_stream *st, unsigned char c)
 		lex_push(st, '"');
 		st->state = LX_START;
 		process_token(st, TOK_STRING);
-	} else if (c == '"') { /* a double quote inside a single-quoted string */
+	} else if (c ==
+		   '"') { /* a double quote inside a single-quoted string */
 		lex_push(st, '\\');
 		lex_push(st, '"');
 	} else {
@@ -877,7 +891,7 @@ static void collect_emit(void *opaque, json_t *value, struct mig_error *err)
 
 json_t *qmp_json_parse(const char *buf, size_t len, struct mig_error **errp)
 {
-	struct collect c = { 0 };
+	struct collect c = {0};
 	struct qmp_json_stream *st = qmp_json_stream_new(collect_emit, &c);
 
 	if (!st) {
@@ -890,7 +904,8 @@ json_t *qmp_json_parse(const char *buf, size_t len, struct mig_error **errp)
 	if (c.count > 1) {
 		json_decref(c.value);
 		mig_error_free(c.err);
-		mig_error_setg(errp, "JSON parse error, expecting end of input");
+		mig_error_setg(errp,
+			       "JSON parse error, expecting end of input");
 		return NULL;
 	}
 	if (!c.value && !c.err)

@@ -34,10 +34,10 @@ struct ram_block_config {
 	bool prealloc;	      /* touch every page before the guest starts */
 	bool seal;	      /* MEMFD: seal against resizing (QEMU default) */
 	unsigned prealloc_threads; /* 0: one per online CPU, at most 16 */
-	bool thp;	      /* ANON: MADV_HUGEPAGE (x-thp=on). Off by default:
-			       * on VMs that return free memory to the host,
-			       * first touch of a huge page is ~6x slower than
-			       * of 4 KiB pages (docs/benchmarks.md) */
+	bool thp; /* ANON: MADV_HUGEPAGE (x-thp=on). Off by default:
+		   * on VMs that return free memory to the host,
+		   * first touch of a huge page is ~6x slower than
+		   * of 4 KiB pages (docs/benchmarks.md) */
 };
 
 struct ram_block {

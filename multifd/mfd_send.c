@@ -24,8 +24,8 @@ struct mfd_chan {
 	pthread_t thread;
 	bool started;
 	_Atomic int tid;
-	pthread_cond_t cond;     /* work for this channel */
-	struct mfd_batch *job;   /* owned by the thread while has_job */
+	pthread_cond_t cond;   /* work for this channel */
+	struct mfd_batch *job; /* owned by the thread while has_job */
 	bool has_job, want_sync;
 	uint8_t hdr[MFD_PACKET_SIZE];
 	struct iovec iov[MFD_PAGE_COUNT + 1];
@@ -35,11 +35,11 @@ struct mfd_send {
 	struct mfd_send_opts o;
 	struct mig_counters *ctr;
 	pthread_mutex_t lock;
-	pthread_cond_t idle;     /* a channel finished a job or a sync */
-	unsigned next;           /* round-robin start */
+	pthread_cond_t idle; /* a channel finished a job or a sync */
+	unsigned next;	     /* round-robin start */
 	unsigned syncs_pending;
 	bool quit;
-	int err;                 /* first failure (-errno), under lock */
+	int err; /* first failure (-errno), under lock */
 	struct mig_error *error;
 	_Atomic uint64_t packet_num;
 	struct mfd_chan *chans;
@@ -114,7 +114,7 @@ static int build_page_iov(struct mfd_chan *c, struct mfd_batch *b,
 static int send_batch(struct mfd_chan *c, struct mfd_batch *b)
 {
 	struct mfd_send *s = c->s;
-	struct mfd_packet pkt = { 0 };
+	struct mfd_packet pkt = {0};
 	uint32_t nnormal = b->npages;
 	int niov, ret;
 
@@ -143,7 +143,7 @@ static int send_batch(struct mfd_chan *c, struct mfd_batch *b)
 
 static int send_sync_packet(struct mfd_chan *c)
 {
-	struct mfd_packet pkt = { .flags = MFD_FLAG_SYNC };
+	struct mfd_packet pkt = {.flags = MFD_FLAG_SYNC};
 	int ret;
 
 	pkt.packet_num = atomic_fetch_add(&c->s->packet_num, 1);
@@ -156,7 +156,7 @@ static int send_sync_packet(struct mfd_chan *c)
 
 static int send_init(struct mfd_chan *c)
 {
-	struct mfd_init init = { .id = (uint8_t)c->id };
+	struct mfd_init init = {.id = (uint8_t)c->id};
 	uint8_t buf[MFD_INIT_SIZE];
 	int ret;
 
@@ -249,7 +249,8 @@ struct mfd_send *mfd_send_start(struct channel **chans,
 	for (unsigned i = 0; i < o->nchannels; i++) {
 		if (pthread_create(&s->chans[i].thread, NULL, send_thread,
 				   &s->chans[i])) {
-			mig_error_setg(errp, "cannot start multifd send thread");
+			mig_error_setg(errp,
+				       "cannot start multifd send thread");
 			mfd_send_free(s);
 			return NULL;
 		}

@@ -9,11 +9,11 @@
 #include <stdint.h>
 
 struct mig_counters {
-	_Atomic uint64_t main_bytes;    /* main stream bytes written */
-	_Atomic uint64_t multifd_bytes; /* multifd packets + payload */
-	_Atomic uint64_t normal_pages;  /* pages sent with their data */
-	_Atomic uint64_t zero_pages;    /* "duplicate": zero pages */
-	_Atomic uint64_t precopy_bytes; /* transferred before switchover */
+	_Atomic uint64_t main_bytes;	 /* main stream bytes written */
+	_Atomic uint64_t multifd_bytes;	 /* multifd packets + payload */
+	_Atomic uint64_t normal_pages;	 /* pages sent with their data */
+	_Atomic uint64_t zero_pages;	 /* "duplicate": zero pages */
+	_Atomic uint64_t precopy_bytes;	 /* transferred before switchover */
 	_Atomic uint64_t downtime_bytes; /* transferred with the VM stopped */
 	_Atomic uint64_t dirty_sync_count;
 	_Atomic uint64_t dirty_pages_rate; /* pages/s at the last sync */

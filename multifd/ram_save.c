@@ -38,13 +38,13 @@ struct ram_save {
 	struct mig_counters *ctr;
 	struct rs_block *blocks;
 	size_t nblocks;
-	size_t cur_block;  /* scan cursor */
+	size_t cur_block; /* scan cursor */
 	uint64_t cur_page;
-	uint64_t pending;  /* set bits in all bitmaps */
+	uint64_t pending;		    /* set bits in all bitmaps */
 	const struct ram_block *last_block; /* CONTINUE state, main stream */
-	struct mfd_batch *batch;            /* multifd batch being filled */
+	struct mfd_batch *batch;	    /* multifd batch being filled */
 	bool logging;
-	bool first_round;                   /* the bulk round, until a wrap */
+	bool first_round; /* the bulk round, until a wrap */
 };
 
 struct ram_save *ram_save_new(struct guest *g, struct qfile *f,
@@ -66,7 +66,8 @@ struct ram_save *ram_save_new(struct guest *g, struct qfile *f,
 	rs->batch = calloc(1, sizeof(*rs->batch));
 	if (!rs->blocks || !rs->batch)
 		goto err;
-	guest_for_each_block(g, b) {
+	guest_for_each_block(g, b)
+	{
 		struct rs_block *rb = &rs->blocks[i++];
 		uint64_t words;
 
@@ -193,8 +194,8 @@ static uint64_t sync_block_first_round(struct rs_block *rb)
 		fresh += (uint64_t)__builtin_popcountl(w & ~rb->bmap[i]);
 		rb->bmap[i] |= w;
 		while (w) {
-			uint64_t page = i * BITS_PER_LONG +
-					(uint64_t)__builtin_ctzl(w);
+			uint64_t page =
+				i * BITS_PER_LONG + (uint64_t)__builtin_ctzl(w);
 
 			rb->resident[page] |= 1;
 			w &= w - 1;
@@ -330,7 +331,8 @@ static bool next_page(struct ram_save *rs, size_t *bi, uint64_t *page,
 			p += (uint64_t)__builtin_ctzl(w);
 			if (p >= rb->npages)
 				break;
-			rb->bmap[p / BITS_PER_LONG] &= ~(1ul << (p % BITS_PER_LONG));
+			rb->bmap[p / BITS_PER_LONG] &=
+				~(1ul << (p % BITS_PER_LONG));
 			rs->pending--;
 			*bi = rs->cur_block;
 			*page = p;
@@ -417,8 +419,8 @@ int ram_save_setup(struct ram_save *rs, struct mig_error **errp)
 	return ret ? io_error(ret, errp) : 0;
 }
 
-int ram_save_iterate(struct ram_save *rs, ram_save_stop_fn stop,
-		     void *opaque, struct mig_error **errp)
+int ram_save_iterate(struct ram_save *rs, ram_save_stop_fn stop, void *opaque,
+		     struct mig_error **errp)
 {
 	int ret, done = 0;
 

@@ -20,15 +20,15 @@ struct vms_opts;
 struct ram_save;
 
 enum ram_zero_detect {
-	RAM_ZERO_NONE,    /* zero pages are sent as normal pages */
+	RAM_ZERO_NONE,	  /* zero pages are sent as normal pages */
 	RAM_ZERO_LEGACY,  /* the migration thread finds them: ZERO records */
 	RAM_ZERO_MULTIFD, /* the send threads find them: zero offsets */
 };
 
 struct ram_save_opts {
 	const struct vms_opts *vms;
-	struct mfd_send *mfd;     /* NULL: single stream */
-	bool flush_each_section;  /* multifd-flush-after-each-section */
+	struct mfd_send *mfd;	 /* NULL: single stream */
+	bool flush_each_section; /* multifd-flush-after-each-section */
 	enum ram_zero_detect zero;
 };
 
@@ -46,8 +46,8 @@ void ram_save_free(struct ram_save *rs);
 int ram_save_setup(struct ram_save *rs, struct mig_error **errp);
 /* One PART section: pages until stop() says so or nothing is pending.
  * Returns 1 when everything pending was sent, 0 if stopped early, -errno. */
-int ram_save_iterate(struct ram_save *rs, ram_save_stop_fn stop,
-		     void *opaque, struct mig_error **errp);
+int ram_save_iterate(struct ram_save *rs, ram_save_stop_fn stop, void *opaque,
+		     struct mig_error **errp);
 /* END section with everything still pending (the VM is stopped). */
 int ram_save_complete(struct ram_save *rs, struct mig_error **errp);
 /* Pulls the dirty log into the migration bitmap (a "dirty sync"):

@@ -19,15 +19,17 @@ static int read_fail(int ret, const char *what, struct mig_error **errp)
 		mig_error_setg(errp, "migration stream ended while reading %s",
 			       what);
 	else
-		mig_error_setg(errp, "error reading %s from the migration "
-			       "stream: %s", what, strerror(-ret));
+		mig_error_setg(errp,
+			       "error reading %s from the migration "
+			       "stream: %s",
+			       what, strerror(-ret));
 	return ret;
 }
 
-/* ---- writers ---------------------------------------------------------------- */
+/* ---- writers ----------------------------------------------------------------
+ */
 
-static void put_subsection(struct qfile *f, const char *name,
-			   uint32_t version)
+static void put_subsection(struct qfile *f, const char *name, uint32_t version)
 {
 	qfile_put_u8(f, VMS_SUBSECTION);
 	qfile_put_str8(f, name);
@@ -36,8 +38,8 @@ static void put_subsection(struct qfile *f, const char *name,
 
 static void put_configuration(struct qfile *f, const struct vms_opts *o)
 {
-	uint32_t ncaps = (uint32_t)o->cap_x_ignore_shared +
-			 (uint32_t)o->cap_mapped_ram;
+	uint32_t ncaps =
+		(uint32_t)o->cap_x_ignore_shared + (uint32_t)o->cap_mapped_ram;
 
 	qfile_put_u8(f, VMS_CONFIGURATION);
 	qfile_put_be32(f, strlen(MACHINE_NAME));
@@ -64,9 +66,9 @@ void vms_put_header(struct qfile *f, const struct vms_opts *o)
 		put_configuration(f, o);
 }
 
-void vms_put_section_header(struct qfile *f, enum vms_type type,
-			    uint32_t id, const char *idstr,
-			    uint32_t instance, uint32_t version)
+void vms_put_section_header(struct qfile *f, enum vms_type type, uint32_t id,
+			    const char *idstr, uint32_t instance,
+			    uint32_t version)
 {
 	qfile_put_u8(f, (uint8_t)type);
 	qfile_put_be32(f, id);
@@ -113,7 +115,7 @@ void vms_put_timer(struct qfile *f, const struct vms_opts *o)
 void vms_put_globalstate(struct qfile *f, const struct vms_opts *o,
 			 const char *runstate)
 {
-	uint8_t body[GLOBALSTATE_RUNSTATE_LEN] = { 0 };
+	uint8_t body[GLOBALSTATE_RUNSTATE_LEN] = {0};
 	size_t len = strlen(runstate);
 
 	if (!o->store_global_state)
@@ -158,7 +160,8 @@ void vms_put_vmdesc(struct qfile *f, const struct vms_opts *o)
 	qfile_put_buffer(f, vmdesc_json, sizeof(vmdesc_json) - 1);
 }
 
-/* ---- readers ---------------------------------------------------------------- */
+/* ---- readers ----------------------------------------------------------------
+ */
 
 static int get_capabilities(struct qfile *f, const struct vms_opts *o,
 			    struct mig_error **errp)
@@ -193,11 +196,12 @@ static int get_capabilities(struct qfile *f, const struct vms_opts *o,
 		bool local = seen_mapped != o->cap_mapped_ram
 				     ? o->cap_mapped_ram
 				     : o->cap_x_ignore_shared;
-		mig_error_setg(errp,
-			       "Capability %s is %s, but received capability is %s",
-			       seen_mapped != o->cap_mapped_ram ? "mapped-ram"
-								: "x-ignore-shared",
-			       local ? "on" : "off", local ? "off" : "on");
+		mig_error_setg(
+			errp,
+			"Capability %s is %s, but received capability is %s",
+			seen_mapped != o->cap_mapped_ram ? "mapped-ram"
+							 : "x-ignore-shared",
+			local ? "on" : "off", local ? "off" : "on");
 		return -EINVAL;
 	}
 	return 0;
@@ -255,13 +259,20 @@ static int get_config_subsections(struct qfile *f, const struct vms_opts *o,
 		} else if (!strcmp(name, "configuration/target-page-bits")) {
 			ret = qfile_get_be32(f, &bits);
 			if (ret)
-				return read_fail(ret, "the configuration", errp);
+				return read_fail(ret, "the configuration",
+						 errp);
 			if (bits != 12) {
-				mig_error_setg(errp, "Received TARGET_PAGE_BITS is %u but local is 12", bits);
+				mig_error_setg(errp,
+					       "Received TARGET_PAGE_BITS is "
+					       "%u but local is 12",
+					       bits);
 				return -EINVAL;
 			}
 		} else {
-			mig_error_setg(errp, "Unknown subsection '%s' in the configuration section", name);
+			mig_error_setg(errp,
+				       "Unknown subsection '%s' in the "
+				       "configuration section",
+				       name);
 			return -EINVAL;
 		}
 		if (ret)
@@ -288,8 +299,8 @@ static int get_configuration(struct qfile *f, const struct vms_opts *o,
 	if (ret)
 		return read_fail(ret, "the configuration", errp);
 	if (len > 256) {
-		mig_error_setg(errp, "Machine type name of %u bytes is too long",
-			       len);
+		mig_error_setg(
+			errp, "Machine type name of %u bytes is too long", len);
 		return -EINVAL;
 	}
 	ret = qfile_get_buffer(f, name, len);
@@ -297,8 +308,10 @@ static int get_configuration(struct qfile *f, const struct vms_opts *o,
 		return read_fail(ret, "the configuration", errp);
 	name[len] = '\0';
 	if (strlen(name) != len || strcmp(name, MACHINE_NAME)) {
-		mig_error_setg(errp, "Machine type received is '%.*s' and local is '%s'",
-			       (int)len, name, MACHINE_NAME);
+		mig_error_setg(
+			errp,
+			"Machine type received is '%.*s' and local is '%s'",
+			(int)len, name, MACHINE_NAME);
 		return -EINVAL;
 	}
 	return get_config_subsections(f, o, errp);
@@ -319,7 +332,9 @@ int vms_get_header(struct qfile *f, const struct vms_opts *o,
 		return -EINVAL;
 	}
 	if (version == QEVM_VERSION_COMPAT) {
-		mig_error_setg(errp, "SaveVM v2 format is obsolete and don't work anymore");
+		mig_error_setg(
+			errp,
+			"SaveVM v2 format is obsolete and don't work anymore");
 		return -ENOTSUP;
 	}
 	if (version != QEVM_VERSION) {
@@ -359,7 +374,8 @@ int vms_get_footer(struct qfile *f, const struct vms_opts *o, uint32_t id,
 	if (ret)
 		return read_fail(ret, "a section footer", errp);
 	if (b != VMS_SECTION_FOOTER || got != id) {
-		mig_error_setg(errp, "Missing section footer for section %u", id);
+		mig_error_setg(errp, "Missing section footer for section %u",
+			       id);
 		return -EINVAL;
 	}
 	return 0;
@@ -392,7 +408,8 @@ int vms_get_timer(struct qfile *f, uint32_t version, struct mig_error **errp)
 	int ret;
 
 	if (version < 1 || version > VMS_TIMER_VERSION) {
-		mig_error_setg(errp, "savevm: unsupported version %u for 'timer' v%u",
+		mig_error_setg(errp,
+			       "savevm: unsupported version %u for 'timer' v%u",
 			       version, VMS_TIMER_VERSION);
 		return -EINVAL;
 	}
@@ -417,8 +434,10 @@ int vms_get_globalstate(struct qfile *f, uint32_t version, char runstate[101],
 	int ret;
 
 	if (version != VMS_GLOBALSTATE_VERSION) {
-		mig_error_setg(errp, "savevm: unsupported version %u for 'globalstate' v%u",
-			       version, VMS_GLOBALSTATE_VERSION);
+		mig_error_setg(
+			errp,
+			"savevm: unsupported version %u for 'globalstate' v%u",
+			version, VMS_GLOBALSTATE_VERSION);
 		return -EINVAL;
 	}
 	ret = qfile_get_be32(f, &size);
@@ -429,7 +448,8 @@ int vms_get_globalstate(struct qfile *f, uint32_t version, char runstate[101],
 	/* 10.0 keeps the name in the first 32 bytes, 7.2 in 100: both end
 	 * with a NUL inside the first 100. */
 	if (!memchr(body, '\0', GLOBALSTATE_RUNSTATE_LEN)) {
-		mig_error_setg(errp, "globalstate: runstate is not NUL-terminated");
+		mig_error_setg(errp,
+			       "globalstate: runstate is not NUL-terminated");
 		return -EINVAL;
 	}
 	memcpy(runstate, body, GLOBALSTATE_RUNSTATE_LEN);

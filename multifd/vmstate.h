@@ -61,17 +61,17 @@ struct vms_opts {
 	bool send_configuration;  /* default on */
 	bool send_section_footer; /* default on */
 	bool store_global_state;  /* default on */
-	bool cap_mapped_ram;      /* configuration/capabilities entries */
+	bool cap_mapped_ram;	  /* configuration/capabilities entries */
 	bool cap_x_ignore_shared;
-	bool send_uuid;           /* validate-uuid with -uuid given */
+	bool send_uuid; /* validate-uuid with -uuid given */
 	uint8_t uuid[16];
 };
 
 /* ---- writers (errors surface at qfile_flush) ---- */
 void vms_put_header(struct qfile *f, const struct vms_opts *o);
-void vms_put_section_header(struct qfile *f, enum vms_type type,
-			    uint32_t id, const char *idstr,
-			    uint32_t instance, uint32_t version);
+void vms_put_section_header(struct qfile *f, enum vms_type type, uint32_t id,
+			    const char *idstr, uint32_t instance,
+			    uint32_t version);
 void vms_put_footer(struct qfile *f, const struct vms_opts *o, uint32_t id);
 void vms_put_command(struct qfile *f, enum vms_command cmd, uint16_t len,
 		     const void *data);

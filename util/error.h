@@ -28,9 +28,11 @@ void mig_error_set(struct mig_error **errp, enum mig_error_class cls,
 void mig_error_vset(struct mig_error **errp, enum mig_error_class cls,
 		    const char *fmt, va_list ap);
 /* Shorthand for the common GenericError. */
-#define mig_error_setg(errp, ...) mig_error_set(errp, MIG_ERR_GENERIC, __VA_ARGS__)
+#define mig_error_setg(errp, ...)                                              \
+	mig_error_set(errp, MIG_ERR_GENERIC, __VA_ARGS__)
 
-/* Prepends "prefix" to an existing error's message. No-op when *errp is NULL. */
+/* Prepends "prefix" to an existing error's message. No-op when *errp is NULL.
+ */
 void mig_error_prepend(struct mig_error **errp, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Moves src into *dst (dst may be NULL: src is freed). */

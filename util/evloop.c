@@ -80,7 +80,7 @@ struct ev_loop *ev_loop_new(void)
 	loop->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (loop->wakefd < 0)
 		goto err_epfd;
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = -1 };
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = -1};
 	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0)
 		goto err_wakefd;
 	pthread_mutex_init(&loop->post_lock, NULL);
@@ -139,7 +139,7 @@ static int grow_watches(struct ev_loop *loop, int fd)
 int ev_loop_add_fd(struct ev_loop *loop, int fd, uint32_t events, ev_fd_fn fn,
 		   void *opaque)
 {
-	struct epoll_event ev = { .events = events, .data.fd = fd };
+	struct epoll_event ev = {.events = events, .data.fd = fd};
 	int ret;
 
 	if (fd < 0 || !fn)
@@ -151,13 +151,13 @@ int ev_loop_add_fd(struct ev_loop *loop, int fd, uint32_t events, ev_fd_fn fn,
 		return -EEXIST;
 	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		return -errno;
-	loop->watches[fd] = (struct ev_watch){ fn, opaque, true };
+	loop->watches[fd] = (struct ev_watch){fn, opaque, true};
 	return 0;
 }
 
 int ev_loop_mod_fd(struct ev_loop *loop, int fd, uint32_t events)
 {
-	struct epoll_event ev = { .events = events, .data.fd = fd };
+	struct epoll_event ev = {.events = events, .data.fd = fd};
 
 	if (fd < 0 || fd >= loop->nwatches || !loop->watches[fd].active)
 		return -ENOENT;
@@ -232,7 +232,8 @@ void ev_loop_stop(struct ev_loop *loop)
 
 	atomic_store(&loop->stop, true);
 	if (write(loop->wakefd, &one, sizeof(one)) < 0) {
-		/* EAGAIN: the counter is already non-zero, the loop will wake */
+		/* EAGAIN: the counter is already non-zero, the loop will wake
+		 */
 	}
 }
 

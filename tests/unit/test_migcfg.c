@@ -1064,7 +1064,8 @@ static void test_status(void **state)
 	assert_false(mig_status_is_running(MIG_STATUS_COLO));
 	assert_true(mig_status_is_running(MIG_STATUS_CANCELLING));
 	assert_true(mig_status_is_running(MIG_STATUS_POSTCOPY_RECOVER_SETUP));
-	/* query-migrate is control/migration.c's: tests/system/test_migration.py */
+	/* query-migrate is control/migration.c's:
+	 * tests/system/test_migration.py */
 }
 
 static int notified;

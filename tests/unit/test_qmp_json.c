@@ -45,7 +45,7 @@ static void sink_clear(struct sink *s)
 /* Feeds text one byte at a time and all at once; both must agree. */
 static void feed_both(const char *text, struct sink *out)
 {
-	struct sink a = { 0 };
+	struct sink a = {0};
 	struct qmp_json_stream *st = qmp_json_stream_new(sink_emit, &a);
 
 	for (size_t i = 0; text[i]; i++)
@@ -62,9 +62,10 @@ static void feed_both(const char *text, struct sink *out)
 
 static void test_framing(void **state)
 {
-	struct sink s = { 0 };
+	struct sink s = {0};
 
-	feed_both("{\"execute\": \"a\"}{\"execute\":\"b\"}\r\n  [1, 2] \"x\" ", &s);
+	feed_both("{\"execute\": \"a\"}{\"execute\":\"b\"}\r\n  [1, 2] \"x\" ",
+		  &s);
 	assert_int_equal(s.n, 4);
 	assert_string_equal(s.items[0], "V:{\"execute\":\"a\"}");
 	assert_string_equal(s.items[1], "V:{\"execute\":\"b\"}");
@@ -75,23 +76,28 @@ static void test_framing(void **state)
 
 static void test_single_quotes_and_escapes(void **state)
 {
-	struct sink s = { 0 };
+	struct sink s = {0};
 
-	feed_both("{'a': 'it\\'s \"q\"', \"b\": \"\\u00e9\\ud83d\\ude00\\n\"}", &s);
+	feed_both("{'a': 'it\\'s \"q\"', \"b\": \"\\u00e9\\ud83d\\ude00\\n\"}",
+		  &s);
 	assert_int_equal(s.n, 1);
-	assert_string_equal(s.items[0],
-			    "V:{\"a\":\"it's \\\"q\\\"\",\"b\":\"\xc3\xa9\xf0\x9f\x98\x80\\n\"}");
+	assert_string_equal(
+		s.items[0],
+		"V:{\"a\":\"it's "
+		"\\\"q\\\"\",\"b\":\"\xc3\xa9\xf0\x9f\x98\x80\\n\"}");
 	sink_clear(&s);
 }
 
 static void test_numbers(void **state)
 {
-	struct sink s = { 0 };
+	struct sink s = {0};
 
-	feed_both("[0, -1, 9223372036854775807, 1.5, 2e3, 18446744073709551615]", &s);
+	feed_both(
+		"[0, -1, 9223372036854775807, 1.5, 2e3, 18446744073709551615]",
+		&s);
 	assert_int_equal(s.n, 1);
-	assert_string_equal(s.items[0],
-			    "V:[0,-1,9223372036854775807,1.5,2000.0,1.8446744073709552e19]");
+	assert_string_equal(s.items[0], "V:[0,-1,9223372036854775807,1.5,2000."
+					"0,1.8446744073709552e19]");
 	sink_clear(&s);
 }
 
@@ -103,25 +109,29 @@ struct err_case {
 static void test_errors(void **state)
 {
 	static const struct err_case cases[] = {
-		{ "{\"a\": }", "E:JSON parse error, expecting value" },
-		{ "{\"a\" 1}", "E:JSON parse error, missing : in object pair" },
-		{ "{1: 2}", "E:JSON parse error, key is not a string in object" },
-		{ "{\"a\": 1 \"b\": 2}", "E:JSON parse error, expected separator in dict" },
-		{ "[1 2]", "E:JSON parse error, expected separator in list" },
-		{ "{\"a\": 1, \"a\": 2}", "E:JSON parse error, duplicate key" },
-		{ "[tru]", "E:JSON parse error, invalid keyword 'tru'" },
-		{ "@", "E:JSON parse error, stray '@'" },
-		{ "}", "E:JSON parse error, expecting value" },
-		{ "[\"\\u0000\"]", "E:JSON parse error, \\u0000 is not supported" },
-		{ "[\"\\ud800\"]", "E:JSON parse error, invalid hex escape sequence in string" },
+		{"{\"a\": }", "E:JSON parse error, expecting value"},
+		{"{\"a\" 1}", "E:JSON parse error, missing : in object pair"},
+		{"{1: 2}", "E:JSON parse error, key is not a string in object"},
+		{"{\"a\": 1 \"b\": 2}",
+		 "E:JSON parse error, expected separator in dict"},
+		{"[1 2]", "E:JSON parse error, expected separator in list"},
+		{"{\"a\": 1, \"a\": 2}", "E:JSON parse error, duplicate key"},
+		{"[tru]", "E:JSON parse error, invalid keyword 'tru'"},
+		{"@", "E:JSON parse error, stray '@'"},
+		{"}", "E:JSON parse error, expecting value"},
+		{"[\"\\u0000\"]",
+		 "E:JSON parse error, \\u0000 is not supported"},
+		{"[\"\\ud800\"]",
+		 "E:JSON parse error, invalid hex escape sequence in string"},
 		/* bytes that are not UTF-8 are shown as U+FFFD, so the
 		 * message can travel in a QMP reply (found by fuzzing) */
-		{ "[t\x8c]", "E:JSON parse error, invalid keyword 't\xef\xbf\xbd'" },
-		{ "\xc3", "E:JSON parse error, stray '\xef\xbf\xbd'" },
+		{"[t\x8c]",
+		 "E:JSON parse error, invalid keyword 't\xef\xbf\xbd'"},
+		{"\xc3", "E:JSON parse error, stray '\xef\xbf\xbd'"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct sink s = { 0 };
+		struct sink s = {0};
 
 		feed_both(cases[i].in, &s);
 		assert_int_equal(s.n, 1);
@@ -134,7 +144,7 @@ static void test_errors(void **state)
  * next request parses normally. */
 static void test_recovery(void **state)
 {
-	struct sink s = { 0 };
+	struct sink s = {0};
 
 	feed_both("{\"a\": @@ [1] } {\"ok\": true}", &s);
 	assert_int_equal(s.n, 2);
@@ -150,7 +160,7 @@ static void test_recovery(void **state)
 
 static void test_nesting_limit(void **state)
 {
-	struct sink s = { 0 };
+	struct sink s = {0};
 	size_t n = QMP_JSON_MAX_NESTING + 10;
 	char *deep = malloc(2 * n + 16);
 
@@ -167,7 +177,7 @@ static void test_nesting_limit(void **state)
 
 static void test_size_limit(void **state)
 {
-	struct sink s = { 0 };
+	struct sink s = {0};
 	size_t n = QMP_JSON_MAX_SIZE + 100;
 	char *big = malloc(n + 64);
 	struct qmp_json_stream *st = qmp_json_stream_new(sink_emit, &s);
