@@ -407,7 +407,7 @@ static int setup_stream(struct migration *m, struct mig_error **errp)
 	if (!ret)
 		ret = qfile_flush(m->f);
 	if (ret)
-		mig_error_setg(errp, "error writing the migration stream: %s",
+		mig_error_setg(errp, "Unable to write to socket: %s",
 			       strerror(-ret));
 	atomic_store(&m->ctr.main_bytes, qfile_pos(m->f));
 	return ret;
@@ -434,7 +434,7 @@ static int iterate_once(struct migration *m, struct mig_error **errp)
 	if (ret < 0) {
 		if (!*errp)
 			mig_error_setg(errp,
-				       "error writing the migration stream: %s",
+				       "Unable to write to socket: %s",
 				       strerror(-ret));
 		return ret;
 	}
@@ -507,7 +507,7 @@ static int complete(struct migration *m, struct mig_error **errp)
 	ret = qfile_flush(m->f);
 	atomic_store(&m->ctr.main_bytes, qfile_pos(m->f));
 	if (ret) {
-		mig_error_setg(errp, "error writing the migration stream: %s",
+		mig_error_setg(errp, "Unable to write to socket: %s",
 			       strerror(-ret));
 		return ret;
 	}

@@ -317,6 +317,7 @@ static void fill_time_info(struct migration *m, enum mig_status st,
 
 static json_t *ram_info(struct migration *m, enum mig_status st)
 {
+	uint64_t remaining, rate;
 	struct mig_counters *c = &m->ctr;
 	uint64_t normal = mig_read(&c->normal_pages);
 	json_t *ram;
@@ -338,16 +339,16 @@ static json_t *ram_info(struct migration *m, enum mig_status st)
 		"downtime-bytes", (json_int_t)mig_read(&c->downtime_bytes),
 		"postcopy-bytes", 0, "dirty-sync-missed-zero-copy", 0);
 	pthread_mutex_unlock(&m->lock);
-	if (st != MIG_STATUS_COMPLETED) {
-		json_object_set_new(
-			ram, "remaining",
-			json_integer(
-				(json_int_t)(mig_read(&c->remaining_pages) *
-					     RAM_TARGET_PAGE_SIZE)));
-		json_object_set_new(ram, "dirty-pages-rate",
-				    json_integer((json_int_t)mig_read(
-					    &c->dirty_pages_rate)));
-	}
+	/* QEMU fills these only before completion, but they are mandatory
+	 * members, so its output shows 0 afterwards. */
+	remaining = mig_read(&c->remaining_pages) * RAM_TARGET_PAGE_SIZE;
+	rate = mig_read(&c->dirty_pages_rate);
+	if (st == MIG_STATUS_COMPLETED)
+		remaining = rate = 0;
+	json_object_set_new(ram, "remaining",
+			    json_integer((json_int_t)remaining));
+	json_object_set_new(ram, "dirty-pages-rate",
+			    json_integer((json_int_t)rate));
 	return ram;
 }
 

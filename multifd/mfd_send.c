@@ -63,8 +63,11 @@ static void fail(struct mfd_send *s, struct mfd_chan *c, int err,
 	pthread_mutex_lock(&s->lock);
 	if (!s->err) {
 		s->err = err;
-		mig_error_setg(&s->error, "multifd send channel %u: %s: %s",
-			       c->id, what, strerror(-err));
+		/* QEMU's wording, plus where it happened. */
+		mig_error_setg(&s->error,
+			       "Unable to write to socket: %s (multifd channel "
+			       "%u, %s)",
+			       strerror(-err), c->id, what);
 	}
 	pthread_cond_broadcast(&s->idle);
 	pthread_mutex_unlock(&s->lock);

@@ -231,15 +231,16 @@ static int parse_block_entry(struct ram_load *rl, struct qfile *f,
 		return -EINVAL;
 	}
 	/* QEMU compares the host-page-aligned length; migd's blocks cannot
-	 * be resized, so a real difference ends the migration. */
+	 * be resized, so a real difference ends the migration with QEMU's
+	 * message for a non-resizable block (qemu_ram_resize). */
 	aligned = *length > UINT64_MAX - (RAM_TARGET_PAGE_SIZE - 1)
 			  ? 0
 			  : (*length + RAM_TARGET_PAGE_SIZE - 1) &
 				    RAM_TARGET_PAGE_MASK;
 	if (aligned != rl->blocks[idx].b->used_length) {
 		mig_error_setg(errp,
-			       "Length mismatch: %s: 0x%" PRIx64
-			       " in != 0x%" PRIx64 ": Invalid argument",
+			       "Size mismatch: %s: 0x%" PRIx64 " != 0x%" PRIx64
+			       ": Invalid argument",
 			       id, aligned, rl->blocks[idx].b->used_length);
 		return -EINVAL;
 	}

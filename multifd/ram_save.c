@@ -394,7 +394,7 @@ static int end_section(struct ram_save *rs)
 
 static int io_error(int ret, struct mig_error **errp)
 {
-	mig_error_setg(errp, "error sending RAM: %s", strerror(-ret));
+	mig_error_setg(errp, "Unable to write to socket: %s", strerror(-ret));
 	return ret;
 }
 

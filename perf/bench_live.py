@@ -71,13 +71,29 @@ def loadavg():
         return float(f.read().split()[0])
 
 
+def cpu_busy(window=1.0):
+    """Share of all CPUs busy over `window` seconds (from /proc/stat). Taken
+    between runs, when this suite's own processes are idle, it is the load
+    from others; the load average would still count our last run."""
+    def snap():
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:9]]
+        return sum(vals), vals[3] + vals[4]
+    t0, i0 = snap()
+    time.sleep(window)
+    t1, i1 = snap()
+    return 1 - (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
+
+
 def wait_quiet(limit, max_wait):
-    """Waits (up to max_wait s) for the 1-minute load average to drop below
-    limit: other work on this 2-core machine skews every figure."""
+    """Waits (up to max_wait s) until other work uses less than `limit` of
+    the CPUs: on this 2-core machine it skews every figure. Returns the
+    last busy share seen."""
     deadline = time.monotonic() + max_wait
-    while loadavg() >= limit and time.monotonic() < deadline:
-        time.sleep(2)
-    return loadavg()
+    busy = cpu_busy()
+    while busy >= limit and time.monotonic() < deadline:
+        busy = cpu_busy()
+    return busy
 
 
 def log(*args):
@@ -149,7 +165,8 @@ def machine_info():
 def iperf3_once(streams, seconds):
     """Sum of the receivers' GB/s of `streams` iperf3 pairs run at once.
     One process per stream: iperf3 3.12 runs all -P streams on one thread,
-    while migd gives each multifd channel its own thread."""
+    while migd gives each multifd channel its own thread. Writes of 512 KiB,
+    the payload of one multifd packet."""
     from tests.system.migdtest import free_tcp_port
     ports = [free_tcp_port() for _ in range(streams)]
     servers = [subprocess.Popen(["iperf3", "-s", "-1", "-p", str(p)],
@@ -158,7 +175,7 @@ def iperf3_once(streams, seconds):
     try:
         time.sleep(0.5)   # let the servers listen
         clients = [subprocess.Popen(["iperf3", "-c", "127.0.0.1", "-p", str(p),
-                                     "-t", str(seconds), "-J"],
+                                     "-t", str(seconds), "-l", "512K", "-J"],
                                     stdout=subprocess.PIPE, text=True)
                    for p in ports]
         outs = [json.loads(c.communicate()[0] or "{}") for c in clients]
@@ -184,13 +201,12 @@ def iperf3_gbs(streams, seconds):
 def run_limits(cfg):
     runs = []
     for r in range(cfg.limit_runs):
-        wait_quiet(cfg.load_limit, cfg.load_wait)
-        one = {"load": loadavg()}
+        one = {"busy": wait_quiet(cfg.busy_limit, cfg.load_wait)}
         order = (1, 2) if r % 2 == 0 else (2, 1)
         for n in order:
             one["tcp_%d_gbs" % n] = iperf3_gbs(n, cfg.iperf_seconds)
         out = subprocess.run([cfg.limits_bin, "-c", str(cfg.cold_wait),
-                              str(cfg.limits_mib)],
+                              "-t", str(cfg.touch_mib), str(cfg.limits_mib)],
                              capture_output=True, text=True, check=True)
         one.update(json.loads(out.stdout))
         log("  limits run %d: %s" % (r + 1, one))
@@ -204,7 +220,6 @@ def limits_table(runs):
             ("memcpy_gbs", "memcpy, 1 thread"),
             ("zero_scan_gbs", "zero-page scan (mfd_page_is_zero)"),
             ("first_touch_4k_warm_gbs", "first touch 4 KiB, warm"),
-            ("first_touch_thp_warm_gbs", "first touch THP, warm"),
             ("first_touch_4k_cold_gbs", "first touch 4 KiB, cold"),
             ("first_touch_thp_cold_gbs", "first touch THP, cold"),
             ("first_touch_4k_cold_2t_gbs", "first touch 4 KiB, cold, "
@@ -263,6 +278,10 @@ class Source:
     def _fill(self, content):
         from tests.system.migdtest import wait_for
         self.q = self.m.qmp()
+        if content is None:   # fresh RAM: zero, never touched
+            self.ram_bytes = sum(b["size"] for b in
+                                 self.q.cmd("x-query-ram-digest"))
+            return
         self.q.cmd("x-guest-workload", {"dirty-rate": 0,
                                         "pattern": "sequential",
                                         "content": content, "passes": 1})
@@ -370,7 +389,10 @@ def migrate_once(cfg, src, channels, dst_kind, interval=0.05, rss=False,
         uri = "tcp:127.0.0.1:%d" % free_tcp_port()
         qd.cmd("migrate-incoming", uri=uri)
         spid, dpid = src.m.proc.pid, dst.proc.pid
-        guest_rss = mapping_rss_kb(spid, src.ram_bytes) if rss else 0
+        guest_rss = 0
+        if rss:   # the guest RAM mapping, else all of it (filled)
+            guest_rss = mapping_rss_kb(spid, src.ram_bytes) or \
+                src.ram_bytes // 1024
         base_rss = proc_status_kb(spid, "VmRSS") if rss else 0
         c0 = (proc_cpu_s(spid), proc_cpu_s(dpid))
         qs.cmd("migrate", uri=uri)
@@ -421,14 +443,15 @@ def run_matrix(cfg, src, configs, runs, label, **kw):
     for r in range(runs):
         order = configs if r % 2 == 0 else list(reversed(configs))
         for c in order:
-            wait_quiet(cfg.load_limit, cfg.load_wait)
+            busy = wait_quiet(cfg.busy_limit, cfg.load_wait)
             time.sleep(cfg.cold_wait)
             res = migrate_once(cfg, src, *c, **kw)
+            res["busy_before"] = busy
             log("  %s run %d %s: %.2f GB/s, %.2f s, downtime %s ms, "
-                "cpu src %.2f dst %.2f s/GB, load %.2f" % (
+                "cpu src %.2f dst %.2f s/GB, others busy %.0f%%" % (
                     label, r + 1, c, res["gbs"] or 0, res["total_time_s"],
                     res["downtime_ms"], res["src_cpu_s_per_gb"],
-                    res["dst_cpu_s_per_gb"], res["load"]))
+                    res["dst_cpu_s_per_gb"], 100 * busy))
             results[c].append(res)
     return results
 
@@ -438,7 +461,8 @@ def chan_name(ch):
 
 
 def run_random(cfg):
-    configs = [(ch, kind) for kind in cfg.dst_kinds for ch in cfg.channels]
+    configs = [(ch, kind) for kind in cfg.dst_kinds for ch in cfg.channels
+               if kind != "anon-thp" or ch in cfg.thp_channels]
     src = Source(cfg, cfg.size, "random")
     try:
         src.stop_guest()
@@ -461,26 +485,36 @@ def random_table(results):
 
 
 def run_zero(cfg):
+    """Zero RAM two ways: written with zeros (resident: the source scans
+    every page) and never touched (the source can skip what it knows was
+    never populated)."""
     configs = [(ch, "anon") for ch in cfg.zero_channels]
-    src = Source(cfg, cfg.size, "zero")
-    try:
-        src.stop_guest()
-        return run_matrix(cfg, src, configs, cfg.runs, "zero",
-                          max_bandwidth=0)
-    finally:
-        src.close()
+    results = {}
+    for content in ("zero", None):
+        src = Source(cfg, cfg.size, content)
+        try:
+            src.stop_guest()
+            res = run_matrix(cfg, src, configs, cfg.runs,
+                             "zero/%s" % (content or "untouched"),
+                             max_bandwidth=0)
+        finally:
+            src.close()
+        label = "written with zeros" if content else "never touched"
+        results.update({(ch, label): runs for (ch, _), runs in res.items()})
+    return results
 
 
 def zero_table(results):
     rows = []
-    for (ch, kind), runs in results.items():
+    for (ch, label), runs in results.items():
         col = lambda k, p=2: fmt(stat([r[k] for r in runs]), p)
-        rows.append((chan_name(ch), col("total_time_s", 3),
+        rows.append((label, chan_name(ch), col("total_time_s", 3),
                      fmt(stat([r["transferred"] / MiB for r in runs]), 2),
                      col("gbs"), col("src_cpu_s_per_gb", 3),
                      col("dst_cpu_s_per_gb", 3), col("downtime_ms", 0)))
-    return table(["channels", "time s", "on the wire MiB", "GB/s (RAM)",
-                  "src CPU s/GB", "dst CPU s/GB", "downtime ms"], rows)
+    return table(["source RAM", "channels", "time s", "on the wire MiB",
+                  "GB/s (RAM)", "src CPU s/GB", "dst CPU s/GB",
+                  "downtime ms"], rows)
 
 
 def run_live(cfg):
@@ -535,6 +569,56 @@ def rss_table(results):
                   "idle, before migrate MiB", "target MiB", "met"], rows)
 
 
+def run_profile(cfg):
+    """One migration (multifd 2 channels, default destination RAM) with
+    `perf record -g` on the destination; returns perf's top symbols."""
+    src = Source(cfg, cfg.size, "random")
+    try:
+        src.stop_guest()
+        time.sleep(cfg.cold_wait)
+        return profile_once(cfg, src)
+    finally:
+        src.close()
+
+
+def profile_once(cfg, src):
+    from tests.system.migdtest import free_tcp_port
+    data = os.path.join(cfg.build, "bench-dst.perf.data")
+    dst = start_dst(cfg, src.size, "anon")
+    try:
+        qd = dst.qmp()
+        configure(src.q, qd, 2, max_bandwidth=0)
+        uri = "tcp:127.0.0.1:%d" % free_tcp_port()
+        qd.cmd("migrate-incoming", uri=uri)
+        perf = subprocess.Popen(["perf", "record", "-g", "-o", data, "-p",
+                                 str(dst.proc.pid)],
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(1)   # perf attaches
+        src.q.cmd("migrate", uri=uri)
+        info = Sampler(src.q, src.m.proc.pid, 0.05).run(cfg.timeout)
+        wait_dst(qd, 60)
+        perf.send_signal(2)
+        perf.wait()
+    finally:
+        dst.stop(timeout=60)
+        dst.cleanup()
+        src.after_migration()
+    report = subprocess.run(["perf", "report", "-i", data, "--no-children",
+                             "--stdio", "-g", "none", "--percent-limit", "2",
+                             "--sort", "sym"],
+                            capture_output=True, text=True).stdout
+    lines = [ln.strip() for ln in report.splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    return {"gbs": figures(info, 0, 0)["gbs"], "top": lines, "data": data}
+
+
+def profile_table(res):
+    return "%.2f GB/s; `perf report --no-children --sort sym` of the " \
+        "destination (%s):\n\n```\n%s\n```" % (
+            res["gbs"], res["data"], "\n".join(res["top"]))
+
+
 # ---- targets of issue 3 ------------------------------------------------------
 
 def median_of(runs, key):
@@ -585,6 +669,7 @@ def targets_table(sections):
 # ---- driver ------------------------------------------------------------------
 
 SECTIONS = ("limits", "random", "zero", "live", "rss")
+EXTRA_SECTIONS = ("profile",)   # only with --only
 
 
 def parse_args(argv):
@@ -593,22 +678,33 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true",
                    help="1 GiB, fewer runs (BENCH_QUICK=1)")
     p.add_argument("--only", default=",".join(SECTIONS),
-                   help="comma-separated sections: " + ",".join(SECTIONS))
+                   help="comma-separated sections: %s (and %s)" % (
+                       ",".join(SECTIONS), ",".join(EXTRA_SECTIONS)))
     p.add_argument("--runs", type=int, help="runs per configuration")
     p.add_argument("--size", help="guest RAM for random/zero (e.g. 4G)")
     p.add_argument("--channels", default="0,1,2,4",
                    help="random RAM: multifd channels, 0 = single stream")
+    p.add_argument("--thp-channels", default="2,4",
+                   help="random RAM: channel counts measured with anon-thp")
     p.add_argument("--dst", default="anon,anon-thp,prealloc",
                    help="random RAM: destination RAM kinds (%s)" %
                    ",".join(DST_ARGS))
     p.add_argument("--json", help="write raw results here")
-    p.add_argument("--load-limit", type=float, default=1.0,
-                   help="wait for the 1-min load average to drop below this")
-    p.add_argument("--load-wait", type=float, default=10,
+    p.add_argument("--busy-limit", type=float, default=0.25,
+                   help="before each run, wait until other processes use "
+                   "less than this share of all CPUs")
+    p.add_argument("--load-wait", type=float, default=30,
                    help="...but at most this many seconds before each run")
     p.add_argument("--section-load-wait", type=float, default=120,
                    help="...and this many before each section")
     return p.parse_args(argv)
+
+
+def parse_size_mib(size):
+    units = {"M": 1, "G": 1024, "T": 1 << 20}
+    if size[-1:].upper() in units:
+        return int(size[:-1]) * units[size[-1:].upper()]
+    return int(size) >> 20
 
 
 def configure_suite(a):
@@ -617,9 +713,11 @@ def configure_suite(a):
     a.runs = a.runs or (2 if q else 3)
     a.limit_runs = 1 if q else 3
     a.limits_mib = 512 if q else 1024
+    a.touch_mib = parse_size_mib(a.size)
     a.iperf_seconds = 2 if q else 4
     a.cold_wait = 3
     a.channels = [int(c) for c in a.channels.split(",")]
+    a.thp_channels = [int(c) for c in a.thp_channels.split(",")]
     a.dst_kinds = a.dst.split(",")
     if set(a.dst_kinds) - set(DST_ARGS):
         sys.exit("bench_live: unknown --dst kind in %s" % a.dst)
@@ -633,7 +731,7 @@ def configure_suite(a):
     a.timeout = 600
     a.limits_bin = os.path.join(a.build, "migd-limits")
     a.sections = [s for s in a.only.split(",") if s]
-    bad = set(a.sections) - set(SECTIONS)
+    bad = set(a.sections) - set(SECTIONS) - set(EXTRA_SECTIONS)
     if bad:
         sys.exit("bench_live: unknown sections: %s" % ", ".join(sorted(bad)))
     return a
@@ -645,6 +743,7 @@ SECTION_RUNNERS = {
     "zero": (run_zero, zero_table, "Zero RAM, source stopped"),
     "live": (run_live, live_table, "Converging live workload"),
     "rss": (run_rss, rss_table, "Sender overhead"),
+    "profile": (run_profile, profile_table, "Destination profile"),
 }
 
 
@@ -659,8 +758,13 @@ def header(cfg, info):
              "- migd %s; guest %s (random/zero), live %s, rss %s; runs %d" % (
                  info["commit"], cfg.size, cfg.live_size, cfg.rss_size,
                  cfg.runs),
+             "- limits: memcpy and zero scan over %d MiB, first touch over "
+             "%d MiB (cold: %d s after freeing), iperf3 with 512 KiB writes "
+             "for %d s" % (cfg.limits_mib, cfg.touch_mib, cfg.cold_wait,
+                           cfg.iperf_seconds),
              "- figures: median (min–max) over runs; loopback TCP; shared "
-             "machine (load average at start %.2f)" % loadavg(), ""]
+             "machine (load average at start %.2f, others busy %.0f%% of "
+             "the CPUs)" % (loadavg(), 100 * cpu_busy()), ""]
     return "\n".join(lines)
 
 
@@ -678,13 +782,14 @@ def main(argv):
     sections = {}
     for name in cfg.sections:
         run, render, title = SECTION_RUNNERS[name]
-        wait_quiet(cfg.load_limit, cfg.section_load_wait)
-        log("== %s (%.0f s elapsed, load %.2f)" % (
-            name, time.monotonic() - t0, loadavg()))
+        busy = wait_quiet(cfg.busy_limit, cfg.section_load_wait)
+        log("== %s (%.0f s elapsed, others busy %.0f%%)" % (
+            name, time.monotonic() - t0, 100 * busy))
         res = run(cfg)
         sections[name] = res
-        results[name] = res if isinstance(res, list) else \
-            [{"config": list(k), "runs": v} for k, v in res.items()]
+        results[name] = [{"config": list(k), "runs": v}
+                         for k, v in res.items()] \
+            if name in ("random", "zero", "live", "rss") else res
         print("## %s\n\n%s\n" % (title, render(res)), flush=True)
         if cfg.json:   # after every section: a late failure keeps the rest
             with open(cfg.json, "w") as f:

@@ -2,13 +2,14 @@
  * with (docs/benchmarks.md): memcpy bandwidth, the cost of first-touching
  * fresh anonymous memory (4 KiB pages and THP, warm and cold, one and two
  * threads), and zero-page scanning. Prints one JSON object. Standalone,
- * single process: `build/migd-limits [-c COLD_SECONDS] [MiB]`.
+ * single process: `build/migd-limits [-c COLD_SECONDS] [-t TOUCH_MiB] [MiB]`
+ * (MiB for memcpy and zero scan, TOUCH_MiB for first touch, default MiB).
  *
  * Warm vs cold: on a VM whose kernel reports free pages to the host
  * (page_reporting), memory freed a few seconds ago has been handed back and
  * the next first touch also pays the host's fault. "Warm" touches memory
- * freed just before; "cold" touches and frees a region twice the size, then
- * waits COLD_SECONDS (default 3) so the freed pages are reported. */
+ * freed just before; "cold" touches and frees a region of the same size,
+ * then waits COLD_SECONDS (default 3) so the freed pages are reported. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -80,11 +81,11 @@ static void *touch_worker(void *opaque)
 	return NULL;
 }
 
-/* Touches and frees 2*len bytes so the next allocation meets memory that
+/* Touches and frees len bytes so the next allocation meets memory that
  * was just freed; with cold_s > 0 waits for the kernel to report it. */
 static void prepare_memory(size_t len, unsigned cold_s)
 {
-	struct touch_job job = {map(2 * len, MADV_NOHUGEPAGE), 2 * len};
+	struct touch_job job = {map(len, MADV_NOHUGEPAGE), len};
 
 	touch_worker(&job);
 	munmap(job.start, job.len);
@@ -142,42 +143,59 @@ static double touch_after(size_t len, unsigned cold_s, int advice,
 	return first_touch_gbs(len, advice, nthreads);
 }
 
-static int parse_args(int argc, char **argv, size_t *mib, unsigned *cold_s)
+struct limits_args {
+	size_t mib;	  /* memcpy and zero scan */
+	size_t touch_mib; /* first touch; 0 = mib */
+	unsigned cold_s;
+};
+
+static bool valid_mib(size_t mib)
+{
+	return mib > 0 && mib <= (1u << 20);
+}
+
+static int parse_args(int argc, char **argv, struct limits_args *a)
 {
 	int opt;
 
-	while ((opt = getopt(argc, argv, "c:")) != -1) {
-		if (opt != 'c')
+	while ((opt = getopt(argc, argv, "c:t:")) != -1) {
+		if (opt == 'c')
+			a->cold_s = (unsigned)strtoul(optarg, NULL, 0);
+		else if (opt == 't')
+			a->touch_mib = strtoul(optarg, NULL, 0);
+		else
 			return -EINVAL;
-		*cold_s = (unsigned)strtoul(optarg, NULL, 0);
 	}
 	if (optind < argc)
-		*mib = strtoul(argv[optind], NULL, 0);
-	return *mib > 0 && *mib <= (1u << 20) && *cold_s <= 60 ? 0 : -EINVAL;
+		a->mib = strtoul(argv[optind], NULL, 0);
+	if (!a->touch_mib)
+		a->touch_mib = a->mib;
+	if (!valid_mib(a->mib) || !valid_mib(a->touch_mib) || a->cold_s > 60)
+		return -EINVAL;
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	size_t mib = 1024;
-	unsigned cold_s = 3;
+	struct limits_args a = {.mib = 1024, .cold_s = 3};
 
-	if (parse_args(argc, argv, &mib, &cold_s) < 0) {
-		fprintf(stderr, "usage: migd-limits [-c COLD_SECONDS] [MiB]\n");
+	if (parse_args(argc, argv, &a) < 0) {
+		fprintf(stderr, "usage: migd-limits [-c COLD_SECONDS] "
+				"[-t TOUCH_MiB] [MiB]\n");
 		return 2;
 	}
-	size_t len = mib << 20;
-	printf("{\"size_mib\": %zu, \"cold_wait_s\": %u, \"memcpy_gbs\": %.2f, ",
-	       mib, cold_s, memcpy_gbs(len));
+	size_t len = a.mib << 20, touch = a.touch_mib << 20;
+	printf("{\"size_mib\": %zu, \"touch_mib\": %zu, \"cold_wait_s\": %u, ",
+	       a.mib, a.touch_mib, a.cold_s);
+	printf("\"memcpy_gbs\": %.2f, ", memcpy_gbs(len));
 	printf("\"zero_scan_gbs\": %.2f, ", zero_scan_gbs(len));
 	printf("\"first_touch_4k_warm_gbs\": %.2f, ",
-	       touch_after(len, 0, MADV_NOHUGEPAGE, 1));
-	printf("\"first_touch_thp_warm_gbs\": %.2f, ",
-	       touch_after(len, 0, MADV_HUGEPAGE, 1));
+	       touch_after(touch, 0, MADV_NOHUGEPAGE, 1));
 	printf("\"first_touch_4k_cold_gbs\": %.2f, ",
-	       touch_after(len, cold_s, MADV_NOHUGEPAGE, 1));
+	       touch_after(touch, a.cold_s, MADV_NOHUGEPAGE, 1));
 	printf("\"first_touch_thp_cold_gbs\": %.2f, ",
-	       touch_after(len, cold_s, MADV_HUGEPAGE, 1));
+	       touch_after(touch, a.cold_s, MADV_HUGEPAGE, 1));
 	printf("\"first_touch_4k_cold_2t_gbs\": %.2f}\n",
-	       touch_after(len, cold_s, MADV_NOHUGEPAGE, 2));
+	       touch_after(touch, a.cold_s, MADV_NOHUGEPAGE, 2));
 	return 0;
 }

@@ -43,17 +43,24 @@ DEFAULT_BINARIES = {
 ENV_VARS = {"7.2": "QEMU72", "10.0": "QEMU100"}
 FINAL = ("completed", "failed", "cancelled")
 SOURCE_BANDWIDTH = 16 << 30  # max-bandwidth of every source, bytes/s
+LIVE_BANDWIDTH = 128 << 20   # of a source whose guest keeps writing
+LIVE_WORKING_SET = 64 << 20    # where it writes: several dirty rounds
+LIVE_DIRTY_RATE = 30           # MB/s
 
 # The compatibility knobs a migd peer of QEMU 7.2 needs (reference §2.5).
 COMPAT_72_GLOBALS = ["-global", "migration.multifd-flush-after-each-section=on",
                      "-global", "migration.send-switchover-start=off"]
 
 
+def wanted_binary(version):
+    return os.environ.get(ENV_VARS[version]) or DEFAULT_BINARIES[version]
+
+
 @functools.lru_cache(maxsize=None)
 def qemu_binary(version):
     """Path of QEMU `version` ("7.2" or "10.0"), or None when missing or
     when the binary found reports another version."""
-    path = os.environ.get(ENV_VARS[version]) or DEFAULT_BINARIES[version]
+    path = wanted_binary(version)
     if not os.access(path, os.X_OK):
         return None
     try:
@@ -216,6 +223,7 @@ class Qemu:
         self.args += list(extra)
         self.proc = None
         self.q = None
+        self.expected_rc = 0
 
     def start(self):
         self.log = open(self.log_path, "w")
@@ -236,7 +244,7 @@ class Qemu:
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
-    def stop(self, timeout=15.0):
+    def stop(self, timeout=30.0):
         """quit over QMP (SIGTERM if that fails); returns the exit status."""
         if self.proc is None:
             return None
@@ -367,7 +375,7 @@ class Case:
     def __init__(self, version, direction, transport="tcp", channels=0,
                  zpd=None, content="random", size=256 * MiB,
                  migd_ram="file", src_running=False, dst_paused=False,
-                 fill="file"):
+                 fill="file", dirty_rate=0):
         self.version = version          # QEMU peer: "7.2" / "10.0"
         self.direction = direction      # "to-migd" / "from-migd"
         self.transport = transport      # "tcp" / "unix"
@@ -379,15 +387,19 @@ class Case:
         self.src_running = src_running  # `cont` the source first
         self.dst_paused = dst_paused    # -S on the destination
         self.fill = fill                # migd source: "file" / "workload"
+        self.dirty_rate = dirty_rate    # migd source: MB/s written while
+        if dirty_rate:                  # migrating (live; needs vCPUs)
+            self.src_running = True
         if direction == "from-migd" and migd_ram == "anon":
             self.fill = "workload"      # no file to write into
         if self.fill == "workload":     # migd's vCPUs only run when started
             self.src_running = True
 
     def __repr__(self):
-        return "%s %s %s mfd=%d zpd=%s %s %dM" % (
+        return "%s %s %s mfd=%d zpd=%s %s %dM%s" % (
             self.version, self.direction, self.transport, self.channels,
-            self.zpd, self.content, self.size // MiB)
+            self.zpd, self.content, self.size // MiB,
+            " dirtying %d MB/s" % self.dirty_rate if self.dirty_rate else "")
 
 
 def expected_dst_runstate(src_runstate, dst_paused):
@@ -420,12 +432,14 @@ class InteropTestCase(MigdTestCase):
             self.relay.close()
             if failed:
                 self.decode_capture()
-        for qm in self._qemus:
+        for qm in self._qemus:  # every one, whatever happens to the others
             try:
                 rc = qm.stop()
-                if rc not in (0, None):
+                if rc not in (qm.expected_rc, None):
                     problems.append("%s exited %s: %s"
                                     % (qm.name, rc, qm.read_log()[-2000:]))
+            except Exception as e:  # noqa: BLE001 - reported below
+                problems.append("%s: stopping: %r" % (qm.name, e))
             finally:
                 qm.cleanup(keep)
         for path in self._files:
@@ -482,7 +496,7 @@ class InteropTestCase(MigdTestCase):
         args = migd_machine_args(case.size, ram_path, paused, incoming)
         if case.version == "7.2":
             args += COMPAT_72_GLOBALS
-        if not incoming and case.fill == "workload":
+        if not incoming and (case.fill == "workload" or case.dirty_rate):
             args += ["-smp", "2"]
         tmpdir = os.path.join(self.tmpdir, "migd-dst" if incoming else "migd-src")
         os.mkdir(tmpdir)
@@ -510,8 +524,9 @@ class InteropTestCase(MigdTestCase):
             params["zero_page_detection"] = zpd
         set_params(q, **params)
 
-    def run_case(self, case, timeout=180):
-        """Runs one migration; returns (src_info, dst_info, sides)."""
+    def run_case(self, case, timeout=180, capture=False):
+        """Runs one migration; returns (src_info, dst_info). capture: put
+        a relay in between (self.relay.capdir holds the streams)."""
         t0 = time.monotonic()
         self.transport_ = case.transport
         to_migd = case.direction == "to-migd"
@@ -536,10 +551,15 @@ class InteropTestCase(MigdTestCase):
             qs.cmd("cont")
         if not to_migd and case.fill == "workload":
             fill_migd_workload(qs, case.content)
+        if case.dirty_rate:  # pages keep changing, some to zero and back
+            qs.cmd("x-guest-workload", {
+                "dirty-rate": case.dirty_rate, "pattern": "random",
+                "working-set": LIVE_WORKING_SET, "content": "mixed"})
+            set_params(qs, max_bandwidth=LIVE_BANDWIDTH)
         src_state = qs.cmd("query-status")["status"]
         uri = src_uri = self.uri()
         qd.cmd("migrate-incoming", uri=uri)
-        if os.environ.get("INTEROP_CAPTURE") == "1":
+        if capture or os.environ.get("INTEROP_CAPTURE") == "1":
             self.relay = Relay(uri, os.path.join(self.tmpdir, "capture"))
             src_uri = self.relay.uri
         qs.cmd("migrate", uri=src_uri)
@@ -616,14 +636,18 @@ def full_matrix(version):
     zpds = ("multifd", "legacy") if version == "10.0" else (None,)
     return [Case(version, d, t, ch, z, c, sz)
             for d in DIRECTIONS for ch in MODES for t in TRANSPORTS
-            for z in zpds for c in CONTENTS for sz in SIZES]
+            for z in zpds for c in CONTENTS for sz in SIZES] + [
+        Case(version, "from-migd", t, ch, z, "mixed", 256 * MiB,
+             dirty_rate=LIVE_DIRTY_RATE)
+        for ch in MODES for t in TRANSPORTS for z in zpds]
 
 
 def quick_matrix(version):
     """A representative subset for `make check`: every direction x mode x
     zero-page-detection (x transport for 7.2), transports and contents
     rotating, runstate and RAM-backing variants spread over them, and one
-    1 GiB case per direction."""
+    1 GiB case per direction, two live migrations (migd's guest writing
+    while it migrates to QEMU)."""
     zpds = ("multifd", "legacy") if version == "10.0" else (None, None)
     cases = []
     for d in DIRECTIONS:
@@ -640,6 +664,9 @@ def quick_matrix(version):
     for d in DIRECTIONS:
         cases.append(Case(version, d, "unix" if d == "to-migd" else "tcp",
                           2, zpds[0], "mixed", 1 * GiB))
+    for ch, t, z in ((0, "unix", zpds[1]), (4, "tcp", zpds[0])):
+        cases.append(Case(version, "from-migd", t, ch, z, "mixed", 256 * MiB,
+                          dirty_rate=LIVE_DIRTY_RATE))
     return cases
 
 
@@ -652,9 +679,11 @@ def case_name(case):
     parts += [case.content, "%dM" % (case.size // MiB)]
     if case.migd_ram == "anon":
         parts.append("anon")
+    if case.dirty_rate:
+        parts.append("live%d" % case.dirty_rate)
     if case.fill == "workload":
         parts.append("workload")
-    elif case.src_running:
+    elif case.src_running and not case.dirty_rate:
         parts.append("srcrunning")
     if case.dst_paused:
         parts.append("dstS")
@@ -682,7 +711,7 @@ def main():
         path = qemu_binary(version)
         found += path is not None
         print("interop: QEMU %s: %s" % (version, path or "not found (%s)"
-                                         % DEFAULT_BINARIES[version]))
+                                         % wanted_binary(version)))
     return 0 if found else 1
 
 

@@ -283,3 +283,32 @@ def decode_multifd(data, page=4096, limit=50):
     except DecodeError as e:
         out.append("MALFORMED at offset %d: %s" % (r.pos, e))
     return out
+
+
+def multifd_stats(data, page=4096):
+    """Counts over one captured multifd channel: packets, sync (SYNC
+    packets), sync_with_pages (SYNC packets carrying pages, as <9.0
+    senders do), stale_next (no pages but next_packet_size != 0, as 7.2
+    leaves it), zero_pages (the zero_pages field, 9.0+)."""
+    st = dict(packets=0, sync=0, sync_with_pages=0, stale_next=0, zero_pages=0)
+    pos, plen = 64, 320 + 8 * (512 * 1024 // page)
+    while pos + plen <= len(data):
+        _, _, flags, _, normal, nxt, _, zero = struct.unpack_from(
+            ">IIIIIIQI", data, pos)
+        st["packets"] += 1
+        st["sync"] += flags & 1
+        st["sync_with_pages"] += bool(flags & 1 and normal)
+        st["stale_next"] += bool(normal == 0 and nxt)
+        st["zero_pages"] += zero
+        pos += plen + normal * page
+    return st
+
+
+def main_stats(data, page=4096):
+    """RAM record counts of a captured main stream (decode_main's)."""
+    for line in decode_main(data, page, limit=10**9):
+        if line.startswith("MALFORMED"):
+            raise DecodeError(line)
+        if line.startswith("RAM records: "):
+            return dict(kv.split("=") for kv in line[13:].split(", ") if kv)
+    return {}

@@ -12,10 +12,11 @@ pause-before-switchover).
 """
 import os
 import time
+import unittest
 
 from tests.interop.qemutest import (COMPAT_72_GLOBALS, FINAL, MiB,
                                     InteropTestCase, event_trace,
-                                    file_sha256, migd_digest,
+                                    file_sha256, full_run, migd_digest,
                                     migd_machine_args, qemu_binary, set_caps,
                                     wait_status)
 
@@ -94,3 +95,63 @@ class ParityTest(InteropTestCase):
 
     def test_parity_qemu72(self):
         self.check_version("7.2")
+
+
+class ErrorParityTest(InteropTestCase):
+    """A migration the destination must refuse: QEMU as the destination
+    prints why and exits; migd as the destination must fail with the same
+    words in query-migrate's error-desc, and the QEMU source must see the
+    same as with a QEMU destination."""
+
+    def refused(self, version, dst_kind, dst_size, dst_block="ram0"):
+        src = self.qemu(version, SIZE, paused=False).start()
+        if dst_kind == "qemu":
+            dst = self.qemu(version, dst_size, incoming=True, paused=False)
+            dst.args = [a.replace("ram0", dst_block) for a in dst.args]
+            qd = dst.start().q
+        else:
+            args = migd_machine_args(dst_size, None, False, True)
+            args = [a.replace("ram0", dst_block) for a in args]
+            tmpdir = os.path.join(self.tmpdir, "migd%d" % len(self._procs))
+            os.mkdir(tmpdir)
+            qd = self.migd(args, tmpdir=tmpdir).qmp()
+        uri = "unix:%s/mig%d.sock" % (self.tmpdir, len(self._qemus))
+        qd.cmd("migrate-incoming", uri=uri)
+        src.q.cmd("migrate", uri=uri)
+        sinfo = wait_status(src.q, FINAL, 60, "source")
+        obs = {"src": (sinfo["status"], src.q.cmd("query-status")["status"])}
+        if dst_kind == "qemu":
+            dst.proc.wait(30)
+            lines = dst.read_log().splitlines()
+            obs["dst exit"] = dst.proc.returncode
+            obs["why"] = lines[0].split(": ", 1)[1] if lines else ""
+            dst.expected_rc = 1  # a refused migration ends QEMU so
+        else:
+            dinfo = wait_status(qd, FINAL, 30, "destination")
+            obs["dst"] = dinfo["status"]
+            obs["why"] = dinfo.get("error-desc")
+        return obs
+
+    def check(self, version, dst_size, dst_block="ram0"):
+        if not qemu_binary(version):
+            self.skipTest("QEMU %s not found" % version)
+        ref = self.refused(version, "qemu", dst_size, dst_block)
+        self.assertEqual(ref["dst exit"], 1, ref)
+        got = self.refused(version, "migd", dst_size, dst_block)
+        self.assertEqual(got["dst"], "failed", got)
+        self.assertEqual(got["src"], ref["src"])
+        self.assertEqual(got["why"], ref["why"])
+
+    def test_unknown_block_qemu100(self):
+        self.check("10.0", SIZE, "mem1")
+
+    def test_unknown_block_qemu72(self):
+        self.check("7.2", SIZE, "mem1")
+
+    @unittest.skipUnless(full_run(), "make check-interop-long")
+    def test_size_mismatch_qemu100(self):
+        self.check("10.0", SIZE // 2)
+
+    @unittest.skipUnless(full_run(), "make check-interop-long")
+    def test_size_mismatch_qemu72(self):
+        self.check("7.2", SIZE // 2)

@@ -409,7 +409,7 @@ class HostileStreams(IncomingBase):
     def test_length_mismatch(self):
         s = qs.Stream().header().section_full(qs.START, 1, "ram", 0, 4)
         s.mem_size([("ram", 2 * SIZE)])
-        self.fail_with(s.bytes(), "Length mismatch: ram: 0x800000 in != "
+        self.fail_with(s.bytes(), "Size mismatch: ram: 0x800000 != "
                                   "0x400000: Invalid argument")
 
     def test_unknown_block(self):

@@ -235,7 +235,9 @@ class MigrationTest(MigdTestCase):
         info = wait_status(qs, ("completed", "failed"))
         self.assertEqual(info["status"], "completed")
         self.assertIn("downtime", info)
-        self.assertNotIn("remaining", info["ram"])
+        # mandatory members: 0 once completed, as QEMU shows them
+        self.assertEqual(info["ram"]["remaining"], 0)
+        self.assertEqual(info["ram"]["dirty-pages-rate"], 0)
         wait_status(qd, ("completed",))
         self.check_same_ram(qs, qd)
 

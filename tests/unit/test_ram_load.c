@@ -717,7 +717,7 @@ static void test_mem_size_length_mismatch(void **state)
 	sb_be64(b, (uint64_t)2 * BLK_SIZE | 0x04);
 	sb_str8(b, "ram");
 	sb_be64(b, 2 * BLK_SIZE);
-	expect_error(fx, "Length mismatch: ram: 0x20000 in != 0x10000: "
+	expect_error(fx, "Size mismatch: ram: 0x20000 != 0x10000: "
 			 "Invalid argument");
 }
 
@@ -734,7 +734,7 @@ static void test_mem_size_aligned_compare(void **state)
 	sb_be64(b, BLK_SIZE - 100);
 	sb_str8(b, "vga");
 	sb_be64(b, 100);
-	expect_error(fx, "Length mismatch: vga: 0x1000 in != 0x4000: "
+	expect_error(fx, "Size mismatch: vga: 0x1000 != 0x4000: "
 			 "Invalid argument");
 }
 

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""bench_qemu.py — migd vs QEMU 10.0 side by side (issue 4's figures).
+
+Both sources map the same random RAM image (a file on /dev/shm, shared), so
+they send identical pages; both destinations use anonymous RAM (not
+prefaulted, as a real destination) unless --prefault. Pairs run in ABBA
+order; the script prints medians and min/max of GB/s, downtime and CPU
+seconds per GB of each process. Usage:
+  perf/bench_qemu.py [--size 2G] [--pairs 4] [--channels 2]
+                     [--transport tcp|unix] [--zero] [--prefault]
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from tests.system.migdtest import MIGD, QMP, free_tcp_port, wait_for  # noqa: E402
+from tests.interop.qemutest import qemu_binary  # noqa: E402
+
+GiB = 1 << 30
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start(cmd, sock):
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    wait_for(lambda: os.path.exists(sock) or p.poll() is not None, what=sock)
+    time.sleep(0.05)
+    q = QMP(sock)
+    q.negotiate()
+    return p, q
+
+
+def ram_args(size, path=None, prefault=False):
+    if path:
+        return ["-object", "memory-backend-file,id=ram0,size=%d,mem-path=%s,share=on"
+                % (size, path), "-machine", "memory-backend=ram0"]
+    extra = ",prealloc=on" if prefault else ""
+    return ["-object", "memory-backend-ram,id=ram0,size=%d%s" % (size, extra),
+            "-machine", "memory-backend=ram0"]
+
+
+def one_run(kind, args, image, tmp):
+    binary = MIGD if kind == "migd" else qemu_binary("10.0")
+    base = [binary, "-M", "none", "-m", str(args.size_bytes // (1 << 20)) + "M"]
+    if kind == "qemu":
+        base += ["-nodefaults", "-display", "none"]
+    ssock, dsock = os.path.join(tmp, kind + "-s.sock"), os.path.join(tmp, kind + "-d.sock")
+    for s in (ssock, dsock):
+        if os.path.exists(s):
+            os.unlink(s)
+    src, qs = start(base + ram_args(args.size_bytes, image) + ["-S", "-qmp",
+                    "unix:%s,server=on,wait=off" % ssock], ssock)
+    dst, qd = start(base + ram_args(args.size_bytes, prefault=args.prefault) +
+                    ["-S", "-incoming", "defer", "-qmp",
+                     "unix:%s,server=on,wait=off" % dsock], dsock)
+    try:
+        for q in (qs, qd):
+            if args.channels:
+                q.cmd("migrate-set-capabilities", capabilities=[
+                    {"capability": "multifd", "state": True}])
+                q.cmd("migrate-set-parameters", {"multifd-channels": args.channels})
+        qs.cmd("migrate-set-parameters", {"max-bandwidth": 0})
+        if args.transport == "tcp":
+            uri = "tcp:127.0.0.1:%d" % free_tcp_port()
+        else:
+            uri = "unix:%s/%s-mig.sock" % (tmp, kind)
+        qd.cmd("migrate-incoming", uri=uri)
+        c0 = (cpu_seconds(src.pid), cpu_seconds(dst.pid))
+        qs.cmd("migrate", uri=uri)
+        while True:
+            info = qs.cmd("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.02)
+        wait_for(lambda: qd.cmd("query-migrate").get("status") in ("completed", "failed"),
+                 timeout=60, what="destination done")
+        c1 = (cpu_seconds(src.pid), cpu_seconds(dst.pid))
+        if info["status"] != "completed":
+            raise RuntimeError("%s: %s" % (kind, info))
+        gb = args.size_bytes / 1e9
+        return {"gbs": gb / (info["total-time"] / 1000.0), "downtime": info.get("downtime"),
+                "src_cpu": (c1[0] - c0[0]) / gb, "dst_cpu": (c1[1] - c0[1]) / gb}
+    finally:
+        for p, q in ((src, qs), (dst, qd)):
+            try:
+                q.cmd("quit")
+            except Exception:
+                pass
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def fmt(vals, key, f="%.2f"):
+    xs = [v[key] for v in vals]
+    return ("%s (%s–%s)" % (f, f, f)) % (statistics.median(xs), min(xs), max(xs))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", default="2G")
+    ap.add_argument("--pairs", type=int, default=4)
+    ap.add_argument("--channels", type=int, default=2)
+    ap.add_argument("--transport", default="tcp", choices=("tcp", "unix"))
+    ap.add_argument("--zero", action="store_true", help="zero RAM instead of random")
+    ap.add_argument("--prefault", action="store_true", help="prealloc=on destinations")
+    args = ap.parse_args()
+    args.size_bytes = int(args.size[:-1]) * GiB if args.size.endswith("G") else int(args.size)
+    tmp = tempfile.mkdtemp(prefix="bench-qemu-")
+    image = "/dev/shm/bench-qemu-%d.ram" % os.getpid()
+    with open(image, "wb") as f:
+        if args.zero:
+            f.truncate(args.size_bytes)
+        else:
+            chunk = 64 << 20
+            for _ in range(args.size_bytes // chunk):
+                f.write(os.urandom(chunk))
+    results = {"migd": [], "qemu": []}
+    try:
+        for i in range(args.pairs):
+            order = ("migd", "qemu") if i % 2 == 0 else ("qemu", "migd")
+            for kind in order:
+                r = one_run(kind, args, image, tmp)
+                results[kind].append(r)
+                print("run %d %s: %.2f GB/s downtime %s ms" % (i, kind, r["gbs"],
+                                                               r["downtime"]), flush=True)
+    finally:
+        os.unlink(image)
+    print("\n| %s, %s RAM, %s, multifd %d, destination %s | GB/s | downtime ms | src CPU s/GB | dst CPU s/GB |"
+          % (args.size, "zero" if args.zero else "random", args.transport, args.channels,
+             "prefaulted" if args.prefault else "anonymous"))
+    print("|---|---|---|---|---|")
+    for kind, name in (("migd", "migd → migd"), ("qemu", "QEMU 10.0 → QEMU 10.0")):
+        v = results[kind]
+        print("| %s | %s | %s | %s | %s |" % (name, fmt(v, "gbs"), fmt(v, "downtime", "%d"),
+                                              fmt(v, "src_cpu"), fmt(v, "dst_cpu")))
+    ratio = statistics.median(r["gbs"] for r in results["migd"]) / \
+        statistics.median(r["gbs"] for r in results["qemu"])
+    print("\nmigd / QEMU median throughput: %.2fx" % ratio)
+
+
+if __name__ == "__main__":
+    main()
