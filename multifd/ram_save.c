@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "guest/dirty.h"
 #include "guest/guest.h"
@@ -118,20 +119,55 @@ static bool host_has_swap(void)
 	return kb != 0;
 }
 
+/* A shared file block: holes of the file (SEEK_HOLE) read as zero, and a
+ * guest write fills the hole. 0 marks a hole page, 1 possible data. */
+static int file_holes(struct rs_block *rb)
+{
+	off_t len = (off_t)(rb->npages << RAM_TARGET_PAGE_BITS), off = 0;
+	int fd = rb->b->fd;
+
+	memset(rb->resident, 1, rb->npages);
+	while (off < len) {
+		off_t data = lseek(fd, off, SEEK_DATA), end;
+
+		if (data < 0 && errno != ENXIO)
+			return -errno;
+		end = data < 0 || data > len ? len : data;
+		for (off_t p = (off + RAM_TARGET_PAGE_SIZE - 1) >>
+			       RAM_TARGET_PAGE_BITS;
+		     (p + 1) << RAM_TARGET_PAGE_BITS <= end; p++)
+			rb->resident[p] = 0;
+		if (data < 0 || data >= len)
+			break;
+		off = lseek(fd, data, SEEK_HOLE);
+		if (off < 0)
+			return -errno;
+	}
+	return 0;
+}
+
 static void snapshot_residency(struct ram_save *rs)
 {
 	bool swap = host_has_swap();
 
 	rs->first_round = true;
-	for (size_t i = 0; i < rs->nblocks && !swap; i++) {
+	for (size_t i = 0; i < rs->nblocks; i++) {
 		struct rs_block *rb = &rs->blocks[i];
+		bool file = rb->b->backing == RAM_BACKING_FILE;
+		int ret;
 
-		if (rb->b->backing == RAM_BACKING_FILE || !rb->npages)
+		/* A private file mapping hides guest writes from the file;
+		 * with swap, a non-resident anonymous page may hold data. */
+		if (!rb->npages || (file && !rb->b->shared) || (!file && swap))
 			continue;
 		rb->resident = malloc(rb->npages);
-		if (rb->resident &&
-		    mincore(rb->b->host, rb->npages << RAM_TARGET_PAGE_BITS,
-			    rb->resident) < 0) {
+		if (!rb->resident)
+			continue;
+		ret = file ? file_holes(rb)
+			   : mincore(rb->b->host,
+				     rb->npages << RAM_TARGET_PAGE_BITS,
+				     rb->resident);
+		if (ret < 0) {
 			free(rb->resident);
 			rb->resident = NULL;
 		}

@@ -190,6 +190,39 @@ class MigrationTest(MigdTestCase):
                 for m in (src, dst):
                     self.assertEqual(m.stop(), 0)
 
+    def test_sparse_file_backed_source(self):
+        # Holes of a shared file-backed block are skipped as zero in the
+        # bulk round; written pages (by the file's writer before, and by
+        # the guest during the migration) must arrive with their data.
+        import random
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"),
+                            "migd-sparse-%d.ram" % os.getpid())
+        size = 64 * MiB
+        rng = random.Random(7)
+        with open(path, "wb") as f:
+            f.truncate(size)
+            for _ in range(300):
+                f.seek(rng.randrange(size // 4096) * 4096)
+                f.write(rng.randbytes(4096))
+        try:
+            mem = ["-object", "memory-backend-file,id=ram0,size=64M,mem-path=%s,"
+                   "share=on" % path, "-machine", "memory-backend=ram0", "-smp", "2"]
+            src = self.migd(mem)
+            dst = self.migd(["-object", "memory-backend-ram,id=ram0,size=64M",
+                             "-machine", "memory-backend=ram0", "-incoming", "defer"])
+            qs, qd = src.qmp(), dst.qmp()
+            for q in (qs, qd):
+                set_caps(q, multifd=True)
+                set_params(q, multifd_channels=2)
+            set_params(qs, max_bandwidth=0)
+            qs.cmd("x-guest-workload", {"dirty-rate": 20, "pattern": "random",
+                                        "content": "random"})
+            uri = "tcp:127.0.0.1:%d" % free_tcp_port()
+            self.migrate(qs, qd, uri)
+            self.check_same_ram(qs, qd)
+        finally:
+            os.unlink(path)
+
     def test_events_and_statuses(self):
         src, dst, qs, qd, uri = self.pair("tcp")
         self.migrate(qs, qd, uri)
