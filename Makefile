@@ -90,7 +90,8 @@ build-fuzz/fuzz_migdump: tests/fuzz/fuzz_migdump.c $(MIGDUMP_SRCS) $(LIB_SRCS)
 		$(LIB_SRCS) $(LIBS)
 -include $(BUILD)/contrib/migdump.d $(MIGDUMP_OBJS:.o=.d)
 
-# migd-limits [MiB]: the machine's limits for docs/benchmarks.md (perf/).
+# migd-limits [-c COLD_S] [-t TOUCH_MiB] [MiB]: the machine's limits for
+# docs/benchmarks.md (perf/limits.c).
 $(BUILD)/migd-limits: $(BUILD)/perf/limits.o $(LIBMIGD)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)

@@ -7,11 +7,14 @@ and measures, against the machine's own limits taken in the same run:
   limits  loopback TCP (iperf3, 1 and 2 streams), memcpy, first touch of
           fresh memory (4 KiB / THP, cold), zero scan (build/migd-limits)
   random  N GiB of random RAM, source stopped, single stream and multifd
-          1/2/4 channels, destination RAM anonymous (default), anonymous with
-          x-thp=on, and prealloc=on: GB/s, CPU s per GB, downtime
-  zero    N GiB of zero RAM: time and bytes on the wire
+          1/2/4 channels, destination RAM anonymous (default) and
+          prealloc=on, and anonymous with x-thp=on (2/4 channels): GB/s,
+          CPU s per GB of each process, downtime
+  zero    N GiB of zero RAM (written with zeros, and never touched): time
+          and bytes on the wire
   live    a converging workload: measured vs expected downtime
   rss     sender overhead: source RSS beyond guest RAM, 1/4/8 channels
+  profile (only with --only) perf record -g of one destination
 
 Every migration's RAM is verified with x-query-ram-digest on both sides; a
 mismatch aborts the suite. Each figure is the median of the runs with
@@ -24,7 +27,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -422,6 +424,14 @@ def migrate_once(cfg, src, channels, dst_kind, interval=0.05, rss=False,
         src.after_migration()
 
 
+def precopy_rate(info):
+    """GB/s before the source stopped: what max-bandwidth limits (QEMU lifts
+    the limit for the final, downtime, part)."""
+    secs = (info["total-time"] - info.get("downtime", 0)) / 1000
+    return info["ram"].get("precopy-bytes", 0) / GB / secs if secs > 0 \
+        else None
+
+
 def figures(info, src_cpu, dst_cpu):
     ram = info["ram"]
     gb = ram["total"] / GB
@@ -432,6 +442,8 @@ def figures(info, src_cpu, dst_cpu):
             "transferred": ram["transferred"],
             "multifd_bytes": ram.get("multifd-bytes"),
             "dirty_sync_count": ram.get("dirty-sync-count"),
+            "downtime_mb": ram.get("downtime-bytes", 0) / 1e6,
+            "precopy_gbs": precopy_rate(info),
             "src_cpu_s_per_gb": src_cpu / gb, "dst_cpu_s_per_gb": dst_cpu / gb,
             "src_cpu_s": src_cpu, "dst_cpu_s": dst_cpu}
 
@@ -478,10 +490,11 @@ def random_table(results):
         col = lambda k, p=2: fmt(stat([r[k] for r in runs]), p)
         rows.append((chan_name(ch), kind, col("gbs"), col("total_time_s"),
                      col("src_cpu_s_per_gb"), col("dst_cpu_s_per_gb"),
-                     col("downtime_ms", 0), col("dst_start_s")))
+                     col("downtime_ms", 0), col("downtime_mb", 0),
+                     col("dst_start_s")))
     return table(["channels", "destination RAM", "GB/s", "time s",
                   "src CPU s/GB", "dst CPU s/GB", "downtime ms",
-                  "dst start-up s"], rows)
+                  "sent in downtime MB", "dst start-up s"], rows)
 
 
 def run_zero(cfg):
@@ -536,12 +549,14 @@ def live_table(results):
         col = lambda k, p=0: fmt(stat([r[k] for r in runs]), p)
         rows.append((chan_name(ch), col("downtime_ms"),
                      col("expected_downtime_ms"), col("dirty_sync_count"),
-                     col("total_time_s", 2), col("gbs", 2),
+                     col("total_time_s", 2), col("precopy_gbs", 2),
+                     col("downtime_mb"),
                      " ".join("%s/%s" % (r["downtime_ms"],
                                          r["expected_downtime_ms"])
                               for r in runs)))
     return table(["channels", "downtime ms", "expected-downtime ms",
-                  "dirty syncs", "total time s", "GB/s",
+                  "dirty syncs", "total time s", "precopy GB/s",
+                  "sent in downtime MB",
                   "each run: measured/expected ms"], rows)
 
 
