@@ -18,6 +18,7 @@
  * that long.
  * Control thread, except the thread bodies and the callbacks they call. */
 #include "control/incoming_priv.h"
+#include "control/migration.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -201,24 +202,6 @@ oom:
 	return -ENOMEM;
 }
 
-static void vms_opts_from(const struct incoming *inc, struct vms_opts *o)
-{
-	const struct mig_config *cfg = inc->cfg;
-
-	memset(o, 0, sizeof(*o));
-	o->send_configuration =
-		mig_config_knob(cfg, MIG_KNOB_SEND_CONFIGURATION);
-	o->send_section_footer =
-		mig_config_knob(cfg, MIG_KNOB_SEND_SECTION_FOOTER);
-	o->store_global_state =
-		mig_config_knob(cfg, MIG_KNOB_STORE_GLOBAL_STATE);
-	o->cap_mapped_ram = mig_config_cap(cfg, MIG_CAP_MAPPED_RAM);
-	o->cap_x_ignore_shared = mig_config_cap(cfg, MIG_CAP_X_IGNORE_SHARED);
-	o->send_uuid =
-		inc->md->has_uuid && mig_config_cap(cfg, MIG_CAP_VALIDATE_UUID);
-	memcpy(o->uuid, inc->md->uuid, sizeof(o->uuid));
-}
-
 /* ---- the incoming thread ------------------------------------------------- */
 
 static void *load_thread(void *opaque)
@@ -251,7 +234,7 @@ static void start_main(struct incoming *inc, struct channel *ch)
 	pthread_mutex_lock(&inc->lock);
 	inc->main_ch = ch;
 	pthread_mutex_unlock(&inc->lock);
-	vms_opts_from(inc, &vo);
+	migration_vms_opts(inc->md, inc->cfg, &vo);
 	loadvm_init(&inc->ld, inc->main_f, inc->rl, &vo,
 		    mig_config_cap(inc->cfg, MIG_CAP_SWITCHOVER_ACK));
 	ret = pthread_create(&inc->load_thread, NULL, load_thread, inc);

@@ -9,7 +9,9 @@
 #include <jansson.h>
 
 struct migd;
+struct mig_config;
 struct qmp_server;
+struct vms_opts;
 
 /* Registers the commands and the parameter-change hook (live
  * max-bandwidth, downtime-limit). Call after md->config exists. */
@@ -17,6 +19,10 @@ void migration_register_qmp(struct migd *md, struct qmp_server *srv);
 /* Cancels a running migration and waits for its thread; frees it. At
  * daemon exit. */
 void migration_shutdown(struct migd *md);
+/* The stream options both ends must agree on (knobs, validated
+ * capabilities, uuid), from a configuration snapshot. Any thread. */
+void migration_vms_opts(const struct migd *md, const struct mig_config *cfg,
+			struct vms_opts *o);
 /* Frees the last migration; after the loop has run its pending posts. */
 void migration_free_last(struct migd *md);
 

@@ -160,8 +160,8 @@ static bool transport_supported(const struct mig_addr *a,
 	return false;
 }
 
-static void vms_opts_from(struct migd *md, const struct mig_config *cfg,
-			  struct vms_opts *o)
+void migration_vms_opts(const struct migd *md, const struct mig_config *cfg,
+			struct vms_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->send_configuration =
@@ -199,7 +199,7 @@ static struct migration *migration_new(struct migd *md, struct mig_addr *a)
 	atomic_store(
 		&m->avail_switchover_bw,
 		mig_config_param(m->cfg, MIG_PARAM_AVAIL_SWITCHOVER_BANDWIDTH));
-	vms_opts_from(md, m->cfg, &m->vms);
+	migration_vms_opts(md, m->cfg, &m->vms);
 	m->start_ms = migration_wall_ms();
 	return m;
 }
