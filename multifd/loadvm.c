@@ -84,19 +84,6 @@ void loadvm_init(struct loadvm *ld, struct qfile *f, struct ram_load *rl,
 	atomic_init(&ld->stage, LOADVM_STAGE_HEADER);
 }
 
-static int read_fail(int ret, const char *what, struct mig_error **errp)
-{
-	if (ret == -EPIPE || ret == -EPROTO)
-		mig_error_setg(errp, "migration stream ended while reading %s",
-			       what);
-	else
-		mig_error_setg(errp,
-			       "error reading %s from the migration "
-			       "stream: %s",
-			       what, strerror(-ret));
-	return ret;
-}
-
 /* ---- return path --------------------------------------------------------- */
 
 static int rp_send(struct loadvm *ld, uint16_t type, uint16_t len,
@@ -141,7 +128,7 @@ static int ping(struct loadvm *ld, struct mig_error **errp)
 	int ret = qfile_get_be32(ld->f, &v);
 
 	if (ret)
-		return read_fail(ret, "a command", errp);
+		return vms_read_fail(ret, "a command", errp);
 	if (!ld->return_path) {
 		mig_error_setg(errp,
 			       "CMD_PING (0x%x) received with no return "
@@ -161,7 +148,7 @@ static int process_command(struct loadvm *ld, struct mig_error **errp)
 	if (!ret)
 		ret = qfile_get_be16(ld->f, &len);
 	if (ret)
-		return read_fail(ret, "a command", errp);
+		return vms_read_fail(ret, "a command", errp);
 	if (cmd == MIG_CMD_INVALID || cmd >= NCOMMANDS) {
 		mig_error_setg(errp, "MIG_CMD 0x%x unknown (len 0x%x)", cmd,
 			       len);
@@ -309,7 +296,7 @@ static int section_part_end(struct loadvm *ld, struct mig_error **errp)
 	int ret = qfile_get_be32(ld->f, &id);
 
 	if (ret)
-		return read_fail(ret, "a section header", errp);
+		return vms_read_fail(ret, "a section header", errp);
 	s = find_section(ld, id);
 	if (!s) {
 		mig_error_setg(errp, "Unknown savevm section %u", id);
@@ -329,7 +316,7 @@ static int load_item(struct loadvm *ld, bool *eof, struct mig_error **errp)
 	loadvm_set_stage(ld, LOADVM_STAGE_BOUNDARY);
 	ret = qfile_get_u8(ld->f, &type);
 	if (ret)
-		return read_fail(ret, "the next section", errp);
+		return vms_read_fail(ret, "the next section", errp);
 	loadvm_set_stage(ld, LOADVM_STAGE_ITEM);
 	switch (type) {
 	case VMS_SECTION_START:

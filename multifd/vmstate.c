@@ -12,8 +12,7 @@
 #define GLOBALSTATE_RUNSTATE_LEN 100 /* 7.2: one 100-byte string */
 #define VMDESC_MAX (1u << 20)
 
-/* Error helper: map a reader error to a message once. */
-static int read_fail(int ret, const char *what, struct mig_error **errp)
+int vms_read_fail(int ret, const char *what, struct mig_error **errp)
 {
 	if (ret == -EPIPE || ret == -EPROTO)
 		mig_error_setg(errp, "migration stream ended while reading %s",
@@ -172,7 +171,7 @@ static int get_capabilities(struct qfile *f, const struct vms_opts *o,
 	int ret = qfile_get_be32(f, &n);
 
 	if (ret)
-		return read_fail(ret, "the configuration", errp);
+		return vms_read_fail(ret, "the configuration", errp);
 	if (n > 64) {
 		mig_error_setg(errp, "Received too many capabilities (%u)", n);
 		return -EINVAL;
@@ -180,7 +179,7 @@ static int get_capabilities(struct qfile *f, const struct vms_opts *o,
 	for (uint32_t i = 0; i < n; i++) {
 		ret = qfile_get_str8(f, name);
 		if (ret)
-			return read_fail(ret, "the configuration", errp);
+			return vms_read_fail(ret, "the configuration", errp);
 		if (!strcmp(name, "mapped-ram")) {
 			seen_mapped = true;
 		} else if (!strcmp(name, "x-ignore-shared")) {
@@ -224,7 +223,7 @@ static int get_uuid(struct qfile *f, const struct vms_opts *o,
 	int ret = qfile_get_buffer(f, uuid, sizeof(uuid));
 
 	if (ret)
-		return read_fail(ret, "the configuration", errp);
+		return vms_read_fail(ret, "the configuration", errp);
 	if (!o->send_uuid) /* QEMU only warns when the local uuid is unset */
 		return 0;
 	if (memcmp(uuid, o->uuid, 16)) {
@@ -251,7 +250,7 @@ static int get_config_subsections(struct qfile *f, const struct vms_opts *o,
 		if (!ret)
 			ret = qfile_get_be32(f, &version);
 		if (ret)
-			return read_fail(ret, "the configuration", errp);
+			return vms_read_fail(ret, "the configuration", errp);
 		if (!strcmp(name, "configuration/capabilities")) {
 			ret = get_capabilities(f, o, errp);
 		} else if (!strcmp(name, "configuration/uuid")) {
@@ -259,8 +258,8 @@ static int get_config_subsections(struct qfile *f, const struct vms_opts *o,
 		} else if (!strcmp(name, "configuration/target-page-bits")) {
 			ret = qfile_get_be32(f, &bits);
 			if (ret)
-				return read_fail(ret, "the configuration",
-						 errp);
+				return vms_read_fail(ret, "the configuration",
+						     errp);
 			if (bits != 12) {
 				mig_error_setg(errp,
 					       "Received TARGET_PAGE_BITS is "
@@ -278,7 +277,7 @@ static int get_config_subsections(struct qfile *f, const struct vms_opts *o,
 		if (ret)
 			return ret;
 	}
-	return ret ? read_fail(ret, "the configuration", errp) : 0;
+	return ret ? vms_read_fail(ret, "the configuration", errp) : 0;
 }
 
 static int get_configuration(struct qfile *f, const struct vms_opts *o,
@@ -290,14 +289,14 @@ static int get_configuration(struct qfile *f, const struct vms_opts *o,
 	int ret = qfile_get_u8(f, &b);
 
 	if (ret)
-		return read_fail(ret, "the configuration", errp);
+		return vms_read_fail(ret, "the configuration", errp);
 	if (b != VMS_CONFIGURATION) {
 		mig_error_setg(errp, "Configuration section missing");
 		return -EINVAL;
 	}
 	ret = qfile_get_be32(f, &len);
 	if (ret)
-		return read_fail(ret, "the configuration", errp);
+		return vms_read_fail(ret, "the configuration", errp);
 	if (len > 256) {
 		mig_error_setg(
 			errp, "Machine type name of %u bytes is too long", len);
@@ -305,7 +304,7 @@ static int get_configuration(struct qfile *f, const struct vms_opts *o,
 	}
 	ret = qfile_get_buffer(f, name, len);
 	if (ret)
-		return read_fail(ret, "the configuration", errp);
+		return vms_read_fail(ret, "the configuration", errp);
 	name[len] = '\0';
 	if (strlen(name) != len || strcmp(name, MACHINE_NAME)) {
 		mig_error_setg(
@@ -326,7 +325,7 @@ int vms_get_header(struct qfile *f, const struct vms_opts *o,
 	if (!ret)
 		ret = qfile_get_be32(f, &version);
 	if (ret)
-		return read_fail(ret, "the stream header", errp);
+		return vms_read_fail(ret, "the stream header", errp);
 	if (magic != QEVM_MAGIC) {
 		mig_error_setg(errp, "Not a migration stream");
 		return -EINVAL;
@@ -356,7 +355,7 @@ int vms_get_section_header(struct qfile *f, uint32_t *id, char idstr[256],
 		ret = qfile_get_be32(f, instance);
 	if (!ret)
 		ret = qfile_get_be32(f, version);
-	return ret ? read_fail(ret, "a section header", errp) : 0;
+	return ret ? vms_read_fail(ret, "a section header", errp) : 0;
 }
 
 int vms_get_footer(struct qfile *f, const struct vms_opts *o, uint32_t id,
@@ -372,7 +371,7 @@ int vms_get_footer(struct qfile *f, const struct vms_opts *o, uint32_t id,
 	if (!ret && b == VMS_SECTION_FOOTER)
 		ret = qfile_get_be32(f, &got);
 	if (ret)
-		return read_fail(ret, "a section footer", errp);
+		return vms_read_fail(ret, "a section footer", errp);
 	if (b != VMS_SECTION_FOOTER || got != id) {
 		mig_error_setg(errp, "Missing section footer for section %u",
 			       id);
@@ -394,9 +393,10 @@ static int skip_subsection(struct qfile *f, const char *parent,
 	if (!ret)
 		ret = qfile_get_be32(f, &version);
 	if (ret)
-		return read_fail(ret, parent, errp);
+		return vms_read_fail(ret, parent, errp);
 	if (!strcmp(name, "timer/icount")) /* icount bias + icount */
-		return qfile_skip(f, 16) ? read_fail(-EPIPE, parent, errp) : 0;
+		return qfile_skip(f, 16) ? vms_read_fail(-EPIPE, parent, errp)
+					 : 0;
 	mig_error_setg(errp, "Unknown subsection '%s' in section '%s'", name,
 		       parent);
 	return -EINVAL;
@@ -417,13 +417,13 @@ int vms_get_timer(struct qfile *f, uint32_t version, struct mig_error **errp)
 	 * read and dropped. */
 	ret = qfile_skip(f, 24);
 	if (ret)
-		return read_fail(ret, "section 'timer'", errp);
+		return vms_read_fail(ret, "section 'timer'", errp);
 	while ((ret = qfile_peek_u8(f, &b)) == 0 && b == VMS_SUBSECTION) {
 		ret = skip_subsection(f, "timer", errp);
 		if (ret)
 			return ret;
 	}
-	return ret ? read_fail(ret, "section 'timer'", errp) : 0;
+	return ret ? vms_read_fail(ret, "section 'timer'", errp) : 0;
 }
 
 int vms_get_globalstate(struct qfile *f, uint32_t version, char runstate[101],
@@ -444,7 +444,7 @@ int vms_get_globalstate(struct qfile *f, uint32_t version, char runstate[101],
 	if (!ret)
 		ret = qfile_get_buffer(f, body, sizeof(body));
 	if (ret)
-		return read_fail(ret, "section 'globalstate'", errp);
+		return vms_read_fail(ret, "section 'globalstate'", errp);
 	/* 10.0 keeps the name in the first 32 bytes, 7.2 in 100: both end
 	 * with a NUL inside the first 100. */
 	if (!memchr(body, '\0', GLOBALSTATE_RUNSTATE_LEN)) {
@@ -468,11 +468,11 @@ int vms_get_vmdesc(struct qfile *f, struct mig_error **errp)
 	qfile_get_u8(f, &b);
 	ret = qfile_get_be32(f, &len);
 	if (ret)
-		return read_fail(ret, "the vmdesc", errp);
+		return vms_read_fail(ret, "the vmdesc", errp);
 	if (len > VMDESC_MAX) {
 		mig_error_setg(errp, "vmdesc of %u bytes is too large", len);
 		return -EINVAL;
 	}
 	ret = qfile_skip(f, len);
-	return ret ? read_fail(ret, "the vmdesc", errp) : 0;
+	return ret ? vms_read_fail(ret, "the vmdesc", errp) : 0;
 }

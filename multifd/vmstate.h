@@ -84,6 +84,10 @@ void vms_put_eof(struct qfile *f);
 void vms_put_vmdesc(struct qfile *f, const struct vms_opts *o);
 
 /* ---- readers: 0 or -errno with *errp (QEMU's messages) ---- */
+/* Turns a qfile reader error (ret < 0) into *errp about what was being
+ * read ("migration stream ended while reading X" at end of stream);
+ * returns ret. */
+int vms_read_fail(int ret, const char *what, struct mig_error **errp);
 /* Header and configuration (when o->send_configuration). */
 int vms_get_header(struct qfile *f, const struct vms_opts *o,
 		   struct mig_error **errp);

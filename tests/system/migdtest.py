@@ -31,37 +31,41 @@ class QMPError(Exception):
         self.desc = err.get("desc")
 
 
+def _connect_once(address, timeout):
+    if isinstance(address, tuple):
+        return socket.create_connection(address, timeout=timeout)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def connect(address, timeout=10.0, retry=5.0):
+    """A socket to a QMP monitor: a (host, port) tuple or a unix path. A
+    unix socket file exists from bind() on, but connects are refused until
+    listen() (QEMU has the same window): retry briefly."""
+    deadline = time.monotonic() + retry
+    while True:
+        try:
+            return _connect_once(address, timeout)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class QMP:
     """One QMP connection. Messages are JSON objects separated by CRLF."""
 
     def __init__(self, address, timeout=10.0):
-        # A unix socket file exists from bind() on, but connects are refused
-        # until listen() (QEMU has the same window): retry briefly.
-        deadline = time.monotonic() + 2.0
-        while True:
-            try:
-                self.sock = self._connect(address, timeout)
-                break
-            except ConnectionRefusedError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+        self.sock = connect(address, timeout)
         self.buf = b""
         self.events = []
         self.greeting = self.recv()
-
-    @staticmethod
-    def _connect(address, timeout):
-        if isinstance(address, tuple):
-            return socket.create_connection(address, timeout=timeout)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        try:
-            sock.connect(address)
-        except OSError:
-            sock.close()
-            raise
-        return sock
 
     def close(self):
         try:

@@ -15,6 +15,7 @@ import threading
 import time
 import unittest
 
+from tests.system import migdtest
 from tests.system.migdtest import QMP, ROOT, MigdTestCase
 
 
@@ -57,31 +58,8 @@ class RawMonitor:
     """A QMP connection that keeps the bytes: for framing tests."""
 
     def __init__(self, address, timeout=10.0):
-        # The socket file appears at bind(), a moment before listen():
-        # a refused connection right after start is retried.
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                self.sock = self._connect(address, timeout)
-                break
-            except ConnectionRefusedError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        self.sock = migdtest.connect(address, timeout)
         self.buf = b""
-
-    @staticmethod
-    def _connect(address, timeout):
-        if isinstance(address, tuple):
-            return socket.create_connection(address, timeout=timeout)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        try:
-            sock.connect(address)
-        except OSError:
-            sock.close()
-            raise
-        return sock
 
     def line(self):
         """Next raw line including its terminator, or None at EOF."""
