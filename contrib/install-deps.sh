@@ -13,6 +13,7 @@ PACKAGES=(
 	zlib1g-dev        # multifd zlib compression
 	libzstd-dev       # multifd zstd compression
 	libssl-dev        # TLS
+	openssl           # tests: certificates for TLS
 	libxxhash-dev     # RAM digests
 	libcmocka-dev     # unit tests
 	python3           # system tests
