@@ -23,6 +23,7 @@ PACKAGES=(
 	iproute2          # ss/ip in network tests
 	procps            # ps/pgrep in tests
 	iperf3            # make bench: loopback TCP limit
+	gnuplot-nox       # migperf and make bench: plots (SVG, PNG)
 )
 
 # Prints the packages from PACKAGES that are not installed.

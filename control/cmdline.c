@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "control/migd.h"
+#include "control/objects.h"
 #include "guest/guest.h"
 #include "util/opts.h"
 #include "util/size.h"
@@ -294,6 +295,29 @@ static int add_backend(struct cmdline *cl, struct opts *o, int type,
 	return 0;
 }
 
+/* Non-memory objects are only collected here (their id checked against
+ * the backends); main() creates them once migd's context exists. */
+static int add_other_object(struct cmdline *cl, struct opts *o, const char *arg,
+			    struct mig_error **errp)
+{
+	int ret = check_object_id(cl, opts_get(o, "id"), errp);
+	char **arr;
+
+	if (ret < 0)
+		return ret;
+	arr = grow_array(cl->objects, cl->nobjects, sizeof(*arr));
+	if (!arr) {
+		mig_error_setg(errp, "out of memory");
+		return -ENOMEM;
+	}
+	cl->objects = arr;
+	cl->objects[cl->nobjects] = NULL;
+	if (set_str(&cl->objects[cl->nobjects], arg, errp))
+		return -ENOMEM;
+	cl->nobjects++;
+	return 0;
+}
+
 static int opt_object(struct cmdline *cl, const char *arg,
 		      struct mig_error **errp)
 {
@@ -308,8 +332,9 @@ static int opt_object(struct cmdline *cl, const char *arg,
 	if (!type) {
 		mig_error_setg(errp, "Parameter 'qom-type' is missing");
 		ret = -EINVAL;
+	} else if (kind < 0 && mig_objects_handles_type(type)) {
+		ret = add_other_object(cl, o, arg, errp);
 	} else if (kind < 0) {
-		/* tls-creds-* and authz objects arrive with their issue. */
 		mig_error_setg(errp,
 			       "object type '%s' is not supported by migd",
 			       type);
@@ -725,6 +750,9 @@ void cmdline_fini(struct cmdline *cl)
 	for (size_t i = 0; i < cl->nbackends; i++)
 		backend_fini(&cl->backends[i]);
 	free(cl->backends);
+	for (size_t i = 0; i < cl->nobjects; i++)
+		free(cl->objects[i]);
+	free(cl->objects);
 	for (size_t i = 0; i < cl->nqmp; i++)
 		free(cl->qmp[i]);
 	free(cl->qmp);
@@ -843,6 +871,11 @@ void cmdline_print_help(FILE *f)
 	      "-object "
 	      "memory-backend-file,id=ID,size=SIZE,mem-path=PATH[,share=on|off]"
 	      "[,prealloc=on|off]\n"
+	      "-object tls-creds-x509,id=ID,dir=DIR[,endpoint=client|server]"
+	      "[,verify-peer=on|off]\n"
+	      "-object tls-creds-psk,id=ID,dir=DIR[,endpoint=client|server]"
+	      "[,username=NAME]\n"
+	      "-object authz-simple,id=ID,identity=NAME\n"
 	      "-smp [cpus=]N         vCPU threads (1..256)\n"
 	      "-name [guest=]NAME    guest name (query-name)\n"
 	      "-uuid UUID            guest UUID (query-uuid)\n"

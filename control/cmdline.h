@@ -40,6 +40,10 @@ struct cmdline {
 	char *memory_backend; /* -machine memory-backend=ID, or NULL */
 	struct cmdline_backend *backends;
 	size_t nbackends;
+	/* -object tls-creds-x509/tls-creds-psk/authz-simple arguments, in
+	 * order; main() makes them (control/objects.h) */
+	char **objects;
+	size_t nobjects;
 	unsigned smp_cpus; /* -smp, 1 by default */
 	char *name;	   /* -name guest=NAME */
 	uint8_t uuid[16];

@@ -4,6 +4,7 @@
  * Locking: sets->lock guards the set list; fdsets_open()/fdsets_close_dup()
  * may run on any thread, the rest on the control thread. */
 #include "control/fdset.h"
+#include "util/parse.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -308,21 +309,6 @@ json_t *fdsets_query(struct fdsets *sets)
 
 /* ---- /dev/fdset/N --------------------------------------------------- */
 
-/* A decimal fd set id the way QEMU's qemu_parse_fd() reads it (strtol:
- * optional blanks and sign, then digits and nothing else), 0..INT_MAX.
- * Returns -1 when it is not one. */
-static int64_t parse_set_id(const char *s)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (end == s || errno || *end || v < 0 || v > INT_MAX)
-		return -1;
-	return v;
-}
-
 /* dup()s fd and makes the duplicate's status flags follow flags as far as
  * F_SETFL can; O_SYNC cannot be changed, so it must already agree. The
  * duplicate shares its open file description (and so its flags) with fd. */
@@ -432,7 +418,7 @@ int fdsets_open(struct fdsets *sets, const char *path, int flags,
 			       path ? path : "");
 		return -EINVAL;
 	}
-	id = parse_set_id(path + plen);
+	id = parse_fd_number(path + plen);
 	if (id < 0) {
 		mig_error_setg(errp, "Could not parse fdset %s", path);
 		return -EINVAL;

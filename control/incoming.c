@@ -20,6 +20,7 @@
 #include "control/migd.h"
 #include "control/qapi.h"
 #include "control/qmp.h"
+#include "control/transport.h"
 #include "control/vm.h"
 #include "guest/guest.h"
 #include "multifd/mfd_recv.h"
@@ -175,24 +176,10 @@ static int check_transport(struct migd *md, const struct mig_addr *a,
 			   struct mig_error **errp)
 {
 	bool sock = a->kind == MIG_ADDR_TCP || a->kind == MIG_ADDR_UNIX ||
-		    a->kind == MIG_ADDR_VSOCK;
-	const struct mig_config *cfg = md->config;
+		    a->kind == MIG_ADDR_VSOCK || transport_is_stream(a);
 
-	if (mig_config_cap(cfg, MIG_CAP_MAPPED_RAM) &&
-	    a->kind != MIG_ADDR_FILE) {
-		mig_error_setg(errp, "Migration requires seekable transport "
-				     "(e.g. file)");
+	if (transport_check_compatible(md->config, a, errp))
 		return -EINVAL;
-	}
-	if ((mig_config_cap(cfg, MIG_CAP_MULTIFD) ||
-	     mig_config_cap(cfg, MIG_CAP_POSTCOPY_PREEMPT)) &&
-	    !sock &&
-	    !(a->kind == MIG_ADDR_FILE &&
-	      mig_config_cap(cfg, MIG_CAP_MAPPED_RAM))) {
-		mig_error_setg(errp, "Migration requires multi-channel URIs "
-				     "(e.g. tcp)");
-		return -EINVAL;
-	}
 	if (!sock) {
 		mig_error_setg(errp,
 			       "Incoming migration over '%s' is not "
@@ -203,9 +190,10 @@ static int check_transport(struct migd *md, const struct mig_addr *a,
 	return 0;
 }
 
-/* Takes addr (cleared on return). */
-static int start(struct migd *md, struct mig_addr *addr,
-		 struct mig_error **errp)
+/* Takes addr (cleared on return). mon: the monitor running the command
+ * (fd: names), NULL for the command line. */
+static int start(struct migd *md, struct qmp_monitor *mon,
+		 struct mig_addr *addr, struct mig_error **errp)
 {
 	struct incoming *inc = incoming_get(md);
 	int ret;
@@ -223,6 +211,12 @@ static int start(struct migd *md, struct mig_addr *addr,
 	mig_addr_clear(&inc->addr);
 	inc->addr = *addr;
 	memset(addr, 0, sizeof(*addr));
+	ret = transport_open_stream(md, mon, &inc->addr, true, &inc->stream_ch,
+				    errp);
+	if (ret) {
+		mig_addr_clear(&inc->addr);
+		return ret;
+	}
 	/* QEMU enters setup (with its event) before listening and stays
 	 * there when listening fails; migd stays in none so that the
 	 * command can be retried cleanly. */
@@ -245,7 +239,7 @@ int incoming_start_cmdline(struct migd *md, struct mig_error **errp)
 	if (!md->incoming || !strcmp(md->incoming, "defer"))
 		return 0;
 	ret = mig_addr_parse_uri(md->incoming, &addr, errp);
-	return ret ? ret : start(md, &addr, errp);
+	return ret ? ret : start(md, NULL, &addr, errp);
 }
 
 /* ---- migrate-incoming ---------------------------------------------------- */
@@ -339,7 +333,7 @@ static json_t *cmd_migrate_incoming(struct migd *md, struct qmp_monitor *mon,
 				     "command line");
 		goto out;
 	}
-	if (target_address(&a, &addr, errp) || start(md, &addr, errp))
+	if (target_address(&a, &addr, errp) || start(md, mon, &addr, errp))
 		goto out;
 	ret = json_object();
 out:

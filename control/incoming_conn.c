@@ -18,7 +18,9 @@
  * that long.
  * Control thread, except the thread bodies and the callbacks they call. */
 #include "control/incoming_priv.h"
+#include "control/incoming_tls.h"
 #include "control/migration.h"
+#include "control/transport.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -147,22 +149,29 @@ static void mfd_failed(void *opaque, struct mig_error *err)
 }
 
 /* What migd's destination cannot receive yet ends the migration here. */
+/* multifd-compression as the packets' flag bit (multifd/packet.h). */
+static uint32_t compression_flag(const struct mig_config *cfg)
+{
+	switch (mig_config_multifd_compression(cfg)) {
+	case MIG_MULTIFD_COMPRESSION_ZLIB:
+		return MFD_FLAG_ZLIB;
+	case MIG_MULTIFD_COMPRESSION_ZSTD:
+		return MFD_FLAG_ZSTD;
+	default:
+		return 0;
+	}
+}
+
 static int check_config(struct incoming *inc)
 {
-	enum mig_multifd_compression comp;
-
 	if (mig_config_tls_enabled(inc->cfg)) {
-		fail_msg(inc, "TLS is not supported by migd's incoming "
-			      "migration yet");
-		return -ENOTSUP;
-	}
-	comp = mig_config_multifd_compression(inc->cfg);
-	if (inc->multifd && comp != MIG_MULTIFD_COMPRESSION_NONE) {
-		fail_msg(inc,
-			 "multifd-compression '%s' is not supported by "
-			 "migd's incoming migration yet",
-			 mig_multifd_compression_names[comp]);
-		return -ENOTSUP;
+		struct mig_error *err = NULL;
+
+		inc->tls = incoming_tls_new(inc, &err);
+		if (!inc->tls) {
+			incoming_fail(inc, err);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -190,6 +199,7 @@ static int prepare(struct incoming *inc)
 		goto oom;
 	if (inc->multifd) {
 		mo.channels = mig_config_multifd_channels(inc->cfg);
+		mo.method = compression_flag(inc->cfg);
 		memcpy(mo.uuid, md->uuid, sizeof(mo.uuid));
 		inc->mfd = mfd_recv_new(&mo, inc->rl, mfd_failed, inc);
 		if (!inc->mfd)
@@ -282,13 +292,14 @@ static void extra_connection(struct channel *ch)
 	chan_close(ch);
 }
 
+static void accept_multifd(struct incoming *inc, struct channel *ch,
+			   const uint8_t *init);
+
 /* A multifd channel's 64 bytes are all there (peeked): consume them. */
 static void start_multifd(struct incoming *inc, int i)
 {
 	uint8_t init[MFD_INIT_SIZE];
 	struct channel *ch = take_pending(inc, i);
-	struct mig_error *err = NULL;
-	unsigned id;
 
 	if (recv(ch->fd, init, sizeof(init), MSG_DONTWAIT) !=
 	    (ssize_t)sizeof(init)) {
@@ -297,7 +308,17 @@ static void start_multifd(struct incoming *inc, int i)
 			 strerror(errno));
 		return;
 	}
-	atomic_fetch_add(&inc->multifd_bytes, sizeof(init));
+	accept_multifd(inc, ch, init);
+}
+
+/* Takes ch, whose init packet (consumed) is init. */
+static void accept_multifd(struct incoming *inc, struct channel *ch,
+			   const uint8_t *init)
+{
+	struct mig_error *err = NULL;
+	unsigned id;
+
+	atomic_fetch_add(&inc->multifd_bytes, MFD_INIT_SIZE);
 	if (mfd_recv_accept_init(inc->mfd, init, &id, &err)) {
 		chan_close(ch);
 		incoming_fail(inc, err);
@@ -391,6 +412,10 @@ static void new_connection(struct incoming *inc, struct channel *ch)
 		chan_close(ch);
 		return;
 	}
+	if (inc->tls) { /* goes on in incoming_tls_connected() */
+		incoming_tls_accept(inc->tls, ch);
+		return;
+	}
 	ch = counted_new(ch);
 	if (!ch)
 		return;
@@ -400,6 +425,26 @@ static void new_connection(struct incoming *inc, struct channel *ch)
 		start_main(inc, ch);
 	else
 		add_pending(inc, ch);
+}
+
+/* TLS: QEMU can only tell channels apart by their order; migd reads the
+ * first bytes through TLS instead (incoming_tls.c), so any order works. */
+void incoming_tls_connected(struct incoming *inc, struct channel *ch,
+			    const uint8_t *first, size_t n)
+{
+	if (atomic_load(&inc->ending) || inc->finished) {
+		chan_close(ch);
+		return;
+	}
+	ch = counted_new(ch);
+	if (!ch)
+		return;
+	if (have_all_channels(inc) || (n < MFD_INIT_SIZE && inc->main_ch))
+		extra_connection(ch);
+	else if (n < MFD_INIT_SIZE)
+		start_main(inc, ch);
+	else
+		accept_multifd(inc, ch, first);
 }
 
 static void on_accept(struct ev_loop *loop, int fd, uint32_t events,
@@ -502,6 +547,7 @@ static void on_tick(struct ev_loop *loop, void *opaque)
 		return;
 	if (timeout_s) {
 		expire_pending(inc, timeout_s);
+		incoming_tls_expire(inc->tls, timeout_s);
 		check_idle(inc, timeout_s);
 	}
 	inc->timer = ev_loop_add_timer(loop, TICK_MS, on_tick, inc);
@@ -523,8 +569,65 @@ static json_t *listener_addresses(struct incoming *inc)
 	return list;
 }
 
+/* ---- fd: and exec: streams ---------------------------------------------- */
+
+/* The stream has bytes (or ended): it is the main channel now. */
+static void stream_ready(struct incoming *inc)
+{
+	struct channel *ch = inc->stream_ch;
+
+	if (!ch)
+		return; /* torn down meanwhile */
+	ev_loop_del_fd(inc->md->loop, transport_stream_read_fd(ch));
+	inc->stream_ch = NULL;
+	new_connection(inc, ch);
+}
+
+static void on_stream(struct ev_loop *loop, int fd, uint32_t events,
+		      void *opaque)
+{
+	stream_ready(opaque);
+}
+
+static void on_stream_post(struct ev_loop *loop, void *opaque)
+{
+	stream_ready(opaque);
+}
+
+/* QEMU starts loading once the channel is readable. epoll refuses regular
+ * files (always readable): those start from the next loop turn. */
+static int watch_stream(struct incoming *inc, struct mig_error **errp)
+{
+	struct ev_loop *loop = inc->md->loop;
+	int fd = transport_stream_read_fd(inc->stream_ch);
+	int ret = fd >= 0 ? ev_loop_add_fd(loop, fd, EPOLLIN, on_stream, inc)
+			  : -EPERM;
+
+	if (ret == -EPERM)
+		ret = ev_loop_post(loop, on_stream_post, inc);
+	if (ret) {
+		chan_close(inc->stream_ch);
+		inc->stream_ch = NULL;
+		mig_error_setg(errp, "Cannot watch the migration stream: %s",
+			       strerror(-ret));
+		return ret;
+	}
+	inc->timer = ev_loop_add_timer(loop, TICK_MS, on_tick, inc);
+	return 0;
+}
+
+static void close_stream(struct incoming *inc)
+{
+	if (!inc->stream_ch)
+		return;
+	ev_loop_del_fd(inc->md->loop, transport_stream_read_fd(inc->stream_ch));
+	chan_close(inc->stream_ch);
+	inc->stream_ch = NULL;
+}
+
 static void close_listeners(struct incoming *inc)
 {
+	close_stream(inc);
 	for (int i = 0; i < inc->nlfds; i++) {
 		ev_loop_del_fd(inc->md->loop, inc->lfds[i]);
 		sock_listen_cleanup(inc->lfds[i]);
@@ -538,9 +641,12 @@ static void close_listeners(struct incoming *inc)
 int incoming_listen(struct incoming *inc, struct mig_error **errp)
 {
 	struct ev_loop *loop = inc->md->loop;
-	int ret = sock_listen(&inc->addr, inc->lfds, &inc->nlfds,
-			      INCOMING_MAX_LISTEN, errp);
+	int ret;
 
+	if (inc->stream_ch)
+		return watch_stream(inc, errp);
+	ret = sock_listen(&inc->addr, inc->lfds, &inc->nlfds,
+			  INCOMING_MAX_LISTEN, errp);
 	if (ret)
 		return ret;
 	for (int i = 0; i < inc->nlfds; i++) {
@@ -576,6 +682,8 @@ void incoming_teardown(struct incoming *inc)
 	close_listeners(inc);
 	while (inc->npending)
 		chan_close(take_pending(inc, inc->npending - 1));
+	incoming_tls_free(inc->tls);
+	inc->tls = NULL;
 	/* Kick, join, then close: no thread may see a freed channel. */
 	mfd_recv_shutdown(inc->mfd);
 	pthread_mutex_lock(&inc->lock);

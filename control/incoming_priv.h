@@ -28,6 +28,7 @@
 #include "util/error.h"
 
 struct channel;
+struct incoming_tls;
 struct migd;
 struct mfd_recv;
 struct qfile;
@@ -58,6 +59,12 @@ struct incoming {
 	int lfds[INCOMING_MAX_LISTEN];
 	int nlfds;
 	json_t *socket_address; /* SocketAddress list while listening */
+	/* fd:/exec: the stream migrate-incoming opened, watched until its
+	 * first bytes arrive (QEMU's watch), then a new connection. */
+	struct channel *stream_ch;
+	/* TLS handshakes in progress, when tls-creds is set
+	 * (incoming_tls.c); built with the data plane. */
+	struct incoming_tls *tls;
 
 	/* Data plane, built at the first connection. */
 	bool prepared;
@@ -102,5 +109,11 @@ int incoming_listen(struct incoming *inc, struct mig_error **errp);
 /* Shuts down and joins every thread, closes channels and listeners, frees
  * the data plane. Idempotent. Control thread. */
 void incoming_teardown(struct incoming *inc);
+/* A connection whose TLS handshake succeeded (incoming_tls.c). Takes ch.
+ * With multifd, first[0..n) are the bytes already read from it: n == 0 for
+ * the main channel (its QEVM is pushed back into ch), MFD_INIT_SIZE for a
+ * multifd channel's init packet. */
+void incoming_tls_connected(struct incoming *inc, struct channel *ch,
+			    const uint8_t *first, size_t n);
 
 #endif

@@ -21,6 +21,7 @@
 #include "control/migcfg.h"
 #include "control/migration.h"
 #include "control/migd.h"
+#include "control/objects.h"
 #include "control/qmp.h"
 #include "control/vm.h"
 #include "guest/dirty.h"
@@ -251,6 +252,7 @@ static int setup_qmp(struct migd *md, const struct cmdline *cl)
 	}
 	qmp_core_register(md->qmp);
 	fdset_register_qmp(md->qmp);
+	objects_register_qmp(md->qmp);
 	migcfg_register_qmp(md->qmp);
 	vm_register_qmp(md->qmp);
 	guest_cmds_register_qmp(md->qmp);
@@ -266,6 +268,32 @@ static int setup_qmp(struct migd *md, const struct cmdline *cl)
 				continue;
 			if (listen_qmp(md, cl->qmp[i], cl->daemonize) < 0)
 				return -1;
+		}
+	}
+	return 0;
+}
+
+/* -object tls-creds-x509/tls-creds-psk/authz-simple, after the memory
+ * backends' ids are taken (control/objects.h). */
+static int setup_objects(struct migd *md, const struct cmdline *cl)
+{
+	struct mig_error *err = NULL;
+
+	md->objects = mig_objects_new();
+	if (!md->objects) {
+		report("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < cl->nbackends; i++)
+		if (mig_objects_reserve_id(md->objects, cl->backends[i].id,
+					   &err) < 0)
+			return report_error(err, NULL);
+	for (size_t i = 0; i < cl->nobjects; i++) {
+		if (mig_objects_add_opts(md->objects, cl->objects[i], &err) <
+		    0) {
+			report("-object %s: %s", cl->objects[i], err->desc);
+			mig_error_free(err);
+			return -1;
 		}
 	}
 	return 0;
@@ -303,7 +331,8 @@ static int setup(struct main_state *ms, struct cmdline *cl)
 		report("cannot watch signals");
 		return -1;
 	}
-	if (setup_config(md, cl) < 0 || setup_guest(md, cl) < 0)
+	if (setup_config(md, cl) < 0 || setup_guest(md, cl) < 0 ||
+	    setup_objects(md, cl) < 0)
 		return -1;
 	take_identity(md, cl);
 	if (setup_qmp(md, cl) < 0)
@@ -340,6 +369,7 @@ static void teardown(struct main_state *ms)
 		close(ms->signal_fd);
 	guest_free(md->guest);
 	fdsets_free(md->fdsets);
+	mig_objects_free(md->objects);
 	mig_config_free(md->config);
 	ev_loop_free(md->loop);
 	incoming_free(md);

@@ -15,6 +15,7 @@ struct mig_config;
 struct fdsets;
 struct migration;
 struct incoming;
+struct mig_objects;
 
 #define MIGD_VERSION "0.1.0"
 /* The QAPI level migd implements, reported as version.qemu. */
@@ -25,11 +26,13 @@ struct incoming;
 struct migd {
 	struct ev_loop *loop;
 	struct qmp_server *qmp;
-	struct guest *guest;	   /* RAM blocks, vCPUs, runstate */
-	struct mig_config *config; /* migration capabilities + parameters */
-	struct fdsets *fdsets;	   /* add-fd / remove-fd / query-fdsets */
-	char *name;		   /* -name, or NULL */
-	uint8_t uuid[16];	   /* -uuid, all zero when not given */
+	struct guest *guest;	     /* RAM blocks, vCPUs, runstate */
+	struct mig_config *config;   /* migration capabilities + parameters */
+	struct fdsets *fdsets;	     /* add-fd / remove-fd / query-fdsets */
+	struct mig_objects *objects; /* tls-creds-*, authz-simple
+				      * (control/objects.h) */
+	char *name;		     /* -name, or NULL */
+	uint8_t uuid[16];	     /* -uuid, all zero when not given */
 	bool has_uuid;
 	char *incoming;		     /* -incoming URI or "defer", or NULL */
 	int mig_status;		     /* enum mig_status (migcfg.h); NONE until a

@@ -35,8 +35,10 @@
 #include "control/incoming.h"
 #include "control/migcfg.h"
 #include "control/migd.h"
+#include "control/migration_tls.h"
 #include "control/qapi.h"
 #include "control/qmp.h"
+#include "control/transport.h"
 #include "control/vm.h"
 #include "guest/guest.h"
 #include "multifd/mfd_send.h"
@@ -330,16 +332,40 @@ static void bitmap_sync(struct migration *m)
 /* ---- the migration thread
  * ------------------------------------------------------ */
 
+/* multifd-compression and its level for the send threads. */
+static void set_compression(struct mfd_send_opts *o,
+			    const struct mig_config *cfg)
+{
+	switch (mig_config_multifd_compression(cfg)) {
+	case MIG_MULTIFD_COMPRESSION_ZLIB:
+		o->compression = MFD_FLAG_ZLIB;
+		o->compress_level = (int)mig_config_param(
+			cfg, MIG_PARAM_MULTIFD_ZLIB_LEVEL);
+		break;
+	case MIG_MULTIFD_COMPRESSION_ZSTD:
+		o->compression = MFD_FLAG_ZSTD;
+		o->compress_level = (int)mig_config_param(
+			cfg, MIG_PARAM_MULTIFD_ZSTD_LEVEL);
+		break;
+	default:
+		break;
+	}
+}
+
 static int connect_channels(struct migration *m, struct mig_error **errp)
 {
 	unsigned n = mig_config_cap(m->cfg, MIG_CAP_MULTIFD)
 			     ? mig_config_multifd_channels(m->cfg)
 			     : 0;
-	struct channel *ch = sock_connect(&m->addr, errp), **chans;
+	struct channel *ch = transport_connect(&m->addr, &m->opened_ch, errp),
+		       **chans;
 	struct mfd_send_opts o = {.nchannels = n};
 
 	if (!ch)
 		return -ECONNREFUSED;
+	ch = migration_tls_wrap(m, ch, errp); /* as it is without TLS */
+	if (!ch)
+		return -EPROTO;
 	pthread_mutex_lock(&m->lock);
 	m->main_ch = ch;
 	pthread_mutex_unlock(&m->lock);
@@ -349,7 +375,10 @@ static int connect_channels(struct migration *m, struct mig_error **errp)
 	if (!chans)
 		return -ENOMEM;
 	for (unsigned i = 0; i < n && !is_cancelling(m); i++) {
-		chans[i] = sock_connect(&m->addr, errp);
+		chans[i] = transport_connect(&m->addr, NULL, errp);
+		if (!chans[i])
+			goto err;
+		chans[i] = migration_tls_wrap(m, chans[i], errp);
 		if (!chans[i])
 			goto err;
 	}
@@ -357,6 +386,8 @@ static int connect_channels(struct migration *m, struct mig_error **errp)
 		goto err;
 	o.zero_detect = mig_config_zero_page_detection(m->cfg) ==
 			MIG_ZERO_PAGE_DETECTION_MULTIFD;
+	o.zero_copy = mig_config_cap(m->cfg, MIG_CAP_ZERO_COPY_SEND);
+	set_compression(&o, m->cfg);
 	memcpy(o.uuid, m->md->uuid, sizeof(o.uuid));
 	pthread_mutex_lock(&m->lock);
 	m->mfd = mfd_send_start(chans, &o, &m->ctr, errp);
@@ -433,8 +464,7 @@ static int iterate_once(struct migration *m, struct mig_error **errp)
 	atomic_store(&m->ctr.main_bytes, qfile_pos(m->f));
 	if (ret < 0) {
 		if (!*errp)
-			mig_error_setg(errp,
-				       "Unable to write to socket: %s",
+			mig_error_setg(errp, "Unable to write to socket: %s",
 				       strerror(-ret));
 		return ret;
 	}

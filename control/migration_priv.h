@@ -49,6 +49,9 @@ struct migration {
 
 	struct mig_counters ctr;
 	struct channel *main_ch; /* under lock while it may be kicked */
+	/* fd:/exec: the stream 'migrate' opened (control thread), taken by
+	 * connect_channels(); freed with the migration if never taken. */
+	struct channel *opened_ch;
 	struct mfd_send *mfd;
 	struct qfile *f;
 	struct ram_save *rs;

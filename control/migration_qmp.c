@@ -15,10 +15,12 @@
 #include "control/migd.h"
 #include "control/qapi.h"
 #include "control/qmp.h"
+#include "control/transport.h"
 #include "guest/guest.h"
 #include "multifd/mfd_send.h"
 #include "multifd/ram_flags.h"
 #include "multifd/ram_save.h"
+#include "socket/channel.h"
 
 /* ---- QMP
  * ----------------------------------------------------------------------- */
@@ -28,6 +30,7 @@ static void migration_free(struct migration *m)
 	if (!m)
 		return;
 	migration_join(m);
+	chan_close(m->opened_ch);
 	mig_config_free(m->cfg);
 	mig_addr_clear(&m->addr);
 	mig_error_free(m->error);
@@ -153,7 +156,8 @@ static bool transport_supported(const struct mig_addr *a,
 		[MIG_ADDR_FILE] = "file",
 	};
 
-	if (a->kind == MIG_ADDR_TCP || a->kind == MIG_ADDR_UNIX)
+	if (a->kind == MIG_ADDR_TCP || a->kind == MIG_ADDR_UNIX ||
+	    a->kind == MIG_ADDR_VSOCK || transport_is_stream(a))
 		return true;
 	mig_error_setg(errp, "migd does not support the '%s' transport yet",
 		       names[a->kind]);
@@ -204,6 +208,24 @@ static struct migration *migration_new(struct migd *md, struct mig_addr *a)
 	return m;
 }
 
+/* fd: and exec: open their stream now, as QEMU's qmp_migrate() does; a
+ * failure fails the migration (setup -> failed, error-desc) and the
+ * command. */
+static int open_stream(struct migd *md, struct qmp_monitor *mon,
+		       struct migration *m, struct mig_error **errp)
+{
+	struct mig_error *err = NULL;
+	int ret = transport_open_stream(md, mon, &m->addr, false, &m->opened_ch,
+					&err);
+
+	if (!ret)
+		return 0;
+	mig_error_setg(errp, "%s", err ? err->desc : "migration failed");
+	migration_set_error(m, err);
+	migration_set_status(m, MIG_STATUS_SETUP, MIG_STATUS_FAILED);
+	return ret;
+}
+
 static json_t *qmp_migrate(struct migd *md, struct qmp_monitor *mon,
 			   json_t *args, struct mig_error **errp)
 {
@@ -218,7 +240,8 @@ static json_t *qmp_migrate(struct migd *md, struct qmp_monitor *mon,
 				     "migration");
 		goto err;
 	}
-	if (!can_migrate(md, errp) || !transport_supported(&addr, errp))
+	if (transport_check_compatible(md->config, &addr, errp) ||
+	    !can_migrate(md, errp) || !transport_supported(&addr, errp))
 		goto err;
 	m = migration_new(md, &addr);
 	if (!m) {
@@ -228,6 +251,8 @@ static json_t *qmp_migrate(struct migd *md, struct qmp_monitor *mon,
 	migration_free(md->migration);
 	md->migration = m;
 	migration_set_status(m, MIG_STATUS_NONE, MIG_STATUS_SETUP);
+	if (open_stream(md, mon, m, errp))
+		return NULL;
 	if (pthread_create(&m->thread, NULL, migration_thread_main, m)) {
 		migration_set_error(m, NULL);
 		mig_error_setg(errp, "cannot start the migration thread");
@@ -325,7 +350,7 @@ static json_t *ram_info(struct migration *m, enum mig_status st)
 	pthread_mutex_lock(&m->lock);
 	ram = json_pack(
 		"{s:I,s:I,s:I,s:i,s:I,s:I,s:f,s:I,s:i,s:i,s:I,s:I,s:I,s:I,s:i,"
-		"s:i}",
+		"s:I}",
 		"transferred", (json_int_t)mig_transferred(c), "total",
 		(json_int_t)guest_ram_size(m->md->guest), "duplicate",
 		(json_int_t)mig_read(&c->zero_pages), "skipped", 0, "normal",
@@ -337,7 +362,8 @@ static json_t *ram_info(struct migration *m, enum mig_status st)
 		"pages-per-second", (json_int_t)m->pages_per_second,
 		"precopy-bytes", (json_int_t)mig_read(&c->precopy_bytes),
 		"downtime-bytes", (json_int_t)mig_read(&c->downtime_bytes),
-		"postcopy-bytes", 0, "dirty-sync-missed-zero-copy", 0);
+		"postcopy-bytes", 0, "dirty-sync-missed-zero-copy",
+		(json_int_t)mig_read(&c->dirty_sync_missed_zero_copy));
 	pthread_mutex_unlock(&m->lock);
 	/* QEMU fills these only before completion, but they are mandatory
 	 * members, so its output shows 0 afterwards. */

@@ -4,6 +4,7 @@
  * the collected tokens that builds jansson values with QEMU's error
  * messages. Control thread only. */
 #include "control/qmp_json.h"
+#include "util/parse.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -134,17 +135,6 @@ static const struct token *pop(struct parser *p)
 
 static json_t *parse_value(struct parser *p, unsigned depth);
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int read_hex4(const char *s, size_t left)
 {
 	int v = 0;
@@ -152,7 +142,7 @@ static int read_hex4(const char *s, size_t left)
 	if (left < 4)
 		return -1;
 	for (int i = 0; i < 4; i++) {
-		int h = hexval(s[i]);
+		int h = parse_hex_digit(s[i]);
 
 		if (h < 0)
 			return -1;
@@ -736,7 +726,7 @@ static void lex_escape(struct qmp_json_stream *st, unsigned char c)
 static void lex_uescape(struct qmp_json_stream *st, unsigned char c)
 {
 	lex_push(st, (char)c);
-	if (hexval((char)c) < 0) {
+	if (parse_hex_digit((char)c) < 0) {
 		st->state = LX_START;
 		process_token(st, TOK_ERROR);
 	} else if (++st->hex_seen == 4) {

@@ -23,9 +23,11 @@
 #include <sys/uio.h>
 
 #include "guest/ram.h"
+#include "multifd/compress.h"
 #include "multifd/ram_flags.h"
 #include "multifd/ram_load.h"
 #include "socket/channel.h"
+#include "util/log.h"
 
 enum chan_state {
 	CHAN_ABSENT,
@@ -46,6 +48,9 @@ struct mfd_recv_chan {
 	uint8_t buf[MFD_PACKET_SIZE];
 	struct mfd_packet pkt;
 	struct iovec iov[MFD_PAGE_COUNT];
+	/* The channel's decompression stream (compression on), created by
+	 * and used on the channel's thread; freed by mfd_recv_free(). */
+	struct mfd_decompressor *dec;
 };
 
 struct mfd_recv {
@@ -117,6 +122,20 @@ void mfd_recv_shutdown(struct mfd_recv *r)
 	pthread_mutex_unlock(&r->lock);
 }
 
+static void log_decompress_summary(struct mfd_recv_chan *c)
+{
+	const struct mfd_compress_stats *st;
+
+	if (!c->dec)
+		return;
+	st = mfd_decompressor_stats(c->dec);
+	log_info("multifd %u: %s received %" PRIu64
+		 " payload bytes for %" PRIu64 " page bytes in %" PRIu64
+		 " packets",
+		 c->id, mfd_compress_name(c->r->o.method), st->wire_bytes,
+		 st->raw_bytes, st->packets);
+}
+
 void mfd_recv_free(struct mfd_recv *r)
 {
 	if (!r)
@@ -128,6 +147,8 @@ void mfd_recv_free(struct mfd_recv *r)
 		if (c->thread_started)
 			pthread_join(c->thread, NULL);
 		chan_close(c->ch);
+		log_decompress_summary(c);
+		mfd_decompressor_free(c->dec);
 	}
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->lock);
@@ -334,11 +355,7 @@ static int read_packet(struct mfd_recv_chan *c, struct channel *ch,
 				  "multifd: unexpected EOF after packet "
 				  "header",
 				  errp);
-	ret = mfd_packet_decode(c->buf, &c->pkt, errp);
-	if (!ret)
-		ret = mfd_packet_check_method(&c->pkt, c->id, c->r->o.method,
-					      errp);
-	return ret;
+	return mfd_packet_decode(c->buf, &c->pkt, errp);
 }
 
 /* Every offset the packet names: page aligned and inside the block. */
@@ -416,6 +433,32 @@ static int land_normal(struct mfd_recv_chan *c, struct channel *ch, int idx,
 	return ret ? read_error(ret, EOF_MSG, errp) : 0;
 }
 
+/* Compressed normal pages: the payload (next_packet_size bytes, bounded)
+ * into the channel's buffer, then decompressed page by page into guest
+ * RAM; never more than the packet's pages are written. */
+static int land_compressed(struct mfd_recv_chan *c, struct channel *ch, int idx,
+			   struct mig_error **errp)
+{
+	struct ram_load *rl = c->r->rl;
+	uint8_t *host = ram_load_block(rl, idx)->host;
+	uint32_t len = c->pkt.next_packet_size;
+	uint8_t *pages[MFD_PAGE_COUNT], *buf;
+	int ret;
+
+	buf = mfd_decompressor_buffer(c->dec, len, errp);
+	if (!buf)
+		return -EINVAL;
+	ret = chan_read_all(ch, buf, len);
+	if (ret)
+		return read_error(ret, EOF_MSG, errp);
+	for (uint32_t i = 0; i < c->pkt.normal_pages; i++) {
+		pages[i] = host + c->pkt.offset[i];
+		ram_load_mark_page(rl, idx, c->pkt.offset[i]);
+	}
+	return mfd_decompressor_run(c->dec, len, pages, c->pkt.normal_pages,
+				    errp);
+}
+
 static int land_pages(struct mfd_recv_chan *c, struct channel *ch,
 		      struct mig_error **errp)
 {
@@ -425,10 +468,16 @@ static int land_pages(struct mfd_recv_chan *c, struct channel *ch,
 
 	if (!p->normal_pages && !p->zero_pages)
 		return 0; /* no payload, whatever next_packet_size says */
+	/* QEMU checks the method only on packets with pages: its SYNC
+	 * packets carry no compression flag. */
+	if (mfd_packet_check_method(p, c->id, c->r->o.method, errp))
+		return -EINVAL;
 	idx = packet_block(c, errp);
 	if (idx < 0)
 		return -EINVAL;
-	if (p->normal_pages)
+	if (p->normal_pages && c->dec)
+		ret = land_compressed(c, ch, idx, errp);
+	else if (p->normal_pages)
 		ret = land_normal(c, ch, idx, errp);
 	if (ret)
 		return ret;
@@ -444,6 +493,11 @@ int mfd_recv_run_channel(struct mfd_recv *r, unsigned id, struct channel *ch,
 	struct mfd_recv_chan *c = &r->chans[id];
 	int ret;
 
+	if (r->o.method && !c->dec) {
+		c->dec = mfd_decompressor_new(r->o.method, id, errp);
+		if (!c->dec)
+			return -ENOMEM;
+	}
 	for (;;) {
 		ret = read_packet(c, ch, errp);
 		if (ret == 1)

@@ -23,7 +23,7 @@ struct mfd_recv;
 struct mfd_recv_opts {
 	unsigned channels; /* multifd-channels, 1..255 */
 	uint8_t uuid[16];  /* the local UUID (zero when unset) */
-	uint32_t method;   /* compression bits expected (0: none) */
+	uint32_t method;   /* MFD_FLAG_ZLIB, MFD_FLAG_ZSTD or 0 (none) */
 	/* Tests and fuzzing only: a SYNC packet does not wait for
 	 * mfd_recv_sync(), so one thread can drive a channel alone. */
 	bool sync_noop;

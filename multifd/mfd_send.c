@@ -14,8 +14,11 @@
 #include <unistd.h>
 
 #include "guest/ram.h"
+#include "multifd/compress.h"
+#include "multifd/mfd_zerocopy.h"
 #include "multifd/migstats.h"
 #include "socket/channel.h"
+#include "util/log.h"
 
 struct mfd_chan {
 	struct mfd_send *s;
@@ -29,6 +32,7 @@ struct mfd_chan {
 	bool has_job, want_sync;
 	uint8_t hdr[MFD_PACKET_SIZE];
 	struct iovec iov[MFD_PAGE_COUNT + 1];
+	struct mfd_compressor *comp; /* multifd-compression; the thread's */
 };
 
 struct mfd_send {
@@ -64,10 +68,11 @@ static void fail(struct mfd_send *s, struct mfd_chan *c, int err,
 	if (!s->err) {
 		s->err = err;
 		/* QEMU's wording, plus where it happened. */
-		mig_error_setg(&s->error,
-			       "Unable to write to socket: %s (multifd channel "
-			       "%u, %s)",
-			       strerror(-err), c->id, what);
+		if (!(s->o.zero_copy && mfd_zc_error(&s->error, err)))
+			mig_error_setg(&s->error,
+				       "Unable to write to socket: %s "
+				       "(multifd channel %u, %s)",
+				       strerror(-err), c->id, what);
 	}
 	pthread_cond_broadcast(&s->idle);
 	pthread_mutex_unlock(&s->lock);
@@ -114,6 +119,45 @@ static int build_page_iov(struct mfd_chan *c, struct mfd_batch *b,
 	return n;
 }
 
+/* Keeps err as the set's first error (fail() then keeps it). Takes err. */
+static void keep_error(struct mfd_send *s, int ret, struct mig_error *err)
+{
+	pthread_mutex_lock(&s->lock);
+	if (!s->err) {
+		s->err = ret;
+		s->error = err;
+		err = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+	mig_error_free(err);
+}
+
+/* multifd-compression: the normal pages as the next payload of the
+ * channel's stream, in c->iov[1]. Every page packet carries the method's
+ * flag, as QEMU's do (its SYNC packets do not). */
+static int compress_batch(struct mfd_chan *c, struct mfd_batch *b,
+			  struct mfd_packet *pkt)
+{
+	uint8_t *pages[MFD_PAGE_COUNT];
+	struct mig_error *err = NULL;
+	int ret;
+
+	pkt->flags |= c->s->o.compression;
+	pkt->next_packet_size = 0;
+	if (!pkt->normal_pages)
+		return 0;
+	for (uint32_t i = 0; i < pkt->normal_pages; i++)
+		pages[i] = b->block->host + b->offset[i];
+	ret = mfd_compressor_run(c->comp, pages, pkt->normal_pages, &c->iov[1],
+				 &err);
+	if (ret) {
+		keep_error(c->s, ret, err);
+		return ret;
+	}
+	pkt->next_packet_size = (uint32_t)c->iov[1].iov_len;
+	return 0;
+}
+
 static int send_batch(struct mfd_chan *c, struct mfd_batch *b)
 {
 	struct mfd_send *s = c->s;
@@ -130,15 +174,18 @@ static int send_batch(struct mfd_chan *c, struct mfd_batch *b)
 	pkt.packet_num = atomic_fetch_add(&s->packet_num, 1);
 	snprintf(pkt.ramblock, sizeof(pkt.ramblock), "%s", b->block->name);
 	memcpy(pkt.offset, b->offset, b->npages * sizeof(b->offset[0]));
+	if (c->comp && (ret = compress_batch(c, b, &pkt)))
+		return ret;
 	mfd_packet_encode(&pkt, c->hdr);
 	c->iov[0].iov_base = c->hdr;
 	c->iov[0].iov_len = MFD_PACKET_SIZE;
-	niov = build_page_iov(c, b, nnormal);
-	ret = chan_writev_all(c->ch, c->iov, niov);
+	niov = c->comp ? 1 + !!nnormal : build_page_iov(c, b, nnormal);
+	ret = s->o.zero_copy ? mfd_zc_send_packet(c->ch, c->iov, niov)
+			     : chan_writev_all(c->ch, c->iov, niov);
 	if (ret)
 		return ret;
 	mig_count(&s->ctr->multifd_bytes,
-		  MFD_PACKET_SIZE + (uint64_t)nnormal * MFD_PAGE_SIZE);
+		  MFD_PACKET_SIZE + (uint64_t)pkt.next_packet_size);
 	mig_count(&s->ctr->normal_pages, nnormal);
 	mig_count(&s->ctr->zero_pages, b->npages - nnormal);
 	return 0;
@@ -154,6 +201,8 @@ static int send_sync_packet(struct mfd_chan *c)
 	ret = chan_write_all(c->ch, c->hdr, MFD_PACKET_SIZE);
 	if (!ret)
 		mig_count(&c->s->ctr->multifd_bytes, MFD_PACKET_SIZE);
+	if (!ret && c->s->o.zero_copy)
+		ret = mfd_zc_flush(c->ch, c->s->ctr);
 	return ret;
 }
 
@@ -231,6 +280,38 @@ static int chan_init(struct mfd_send *s, unsigned i, struct channel *ch)
 	return c->job ? 0 : -ENOMEM;
 }
 
+/* One compression stream per channel, before any thread runs. */
+static int start_compression(struct mfd_send *s, struct mig_error **errp)
+{
+	for (unsigned i = 0; i < s->o.nchannels; i++) {
+		s->chans[i].comp = mfd_compressor_new(
+			s->o.compression, s->o.compress_level, i, errp);
+		if (!s->chans[i].comp)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* After the thread ended: raw vs wire bytes of the channel, at info. */
+static void stop_compression(struct mfd_chan *c)
+{
+	const struct mfd_compress_stats *st;
+
+	if (!c->comp)
+		return;
+	st = mfd_compressor_stats(c->comp);
+	log_info("multifd %u: %s sent %llu page bytes as %llu payload bytes "
+		 "(%.1f%%) in %llu packets, %llu pages stored raw",
+		 c->id, mfd_compress_name(c->s->o.compression),
+		 (unsigned long long)st->raw_bytes,
+		 (unsigned long long)st->wire_bytes,
+		 st->raw_bytes ? 100.0 * st->wire_bytes / st->raw_bytes : 0.0,
+		 (unsigned long long)st->packets,
+		 (unsigned long long)st->raw_pages);
+	mfd_compressor_free(c->comp);
+	c->comp = NULL;
+}
+
 struct mfd_send *mfd_send_start(struct channel **chans,
 				const struct mfd_send_opts *o,
 				struct mig_counters *ctr,
@@ -244,10 +325,18 @@ struct mfd_send *mfd_send_start(struct channel **chans,
 	s->ctr = ctr;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->idle, NULL);
+	if (o->zero_copy && mfd_zc_enable(chans, o->nchannels, errp)) {
+		mfd_send_free(s); /* the caller still owns chans */
+		return NULL;
+	}
 	for (unsigned i = 0; i < o->nchannels; i++) {
 		if (chan_init(s, i, chans[i]))
 			goto err_oom_free;
 		chans[i] = NULL;
+	}
+	if (o->compression && start_compression(s, errp)) {
+		mfd_send_free(s);
+		return NULL;
 	}
 	for (unsigned i = 0; i < o->nchannels; i++) {
 		if (pthread_create(&s->chans[i].thread, NULL, send_thread,
@@ -369,6 +458,7 @@ void mfd_send_free(struct mfd_send *s)
 				pthread_join(c->thread, NULL);
 			chan_close(c->ch);
 			free(c->job);
+			stop_compression(c);
 			if (c->s)
 				pthread_cond_destroy(&c->cond);
 		}

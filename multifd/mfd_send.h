@@ -43,6 +43,11 @@ static inline void mfd_batch_add(struct mfd_batch *b, uint64_t offset,
 struct mfd_send_opts {
 	unsigned nchannels;
 	bool zero_detect; /* zero-page-detection=multifd */
+	bool zero_copy;	  /* zero-copy-send: pages with MSG_ZEROCOPY */
+	/* multifd-compression: MFD_FLAG_ZLIB, MFD_FLAG_ZSTD or 0, and its
+	 * level (multifd-zlib-level / multifd-zstd-level) */
+	uint32_t compression;
+	int compress_level;
 	uint8_t uuid[16];
 };
 

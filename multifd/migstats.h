@@ -18,6 +18,9 @@ struct mig_counters {
 	_Atomic uint64_t dirty_sync_count;
 	_Atomic uint64_t dirty_pages_rate; /* pages/s at the last sync */
 	_Atomic uint64_t remaining_pages;  /* still to send (bitmap count) */
+	/* zero-copy-send: channel flushes at sync points in which the kernel
+	 * copied every send (QEMU's dirty-sync-missed-zero-copy) */
+	_Atomic uint64_t dirty_sync_missed_zero_copy;
 };
 
 static inline void mig_count(_Atomic uint64_t *c, uint64_t v)

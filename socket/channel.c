@@ -23,13 +23,17 @@ static void iov_advance(struct iovec **iovp, int *cnt, size_t done)
 	*iovp = iov;
 }
 
-int chan_writev_all(struct channel *ch, struct iovec *iov, int iovcnt)
+typedef ssize_t chan_writev_fn(struct channel *ch, const struct iovec *iov,
+			       int iovcnt);
+
+static int writev_all(struct channel *ch, chan_writev_fn *writev,
+		      struct iovec *iov, int iovcnt)
 {
 	if (iovcnt < 0)
 		return -EINVAL;
 	iov_advance(&iov, &iovcnt, 0);
 	while (iovcnt > 0) {
-		ssize_t n = ch->ops->writev(ch, iov, iovcnt);
+		ssize_t n = writev(ch, iov, iovcnt);
 
 		if (n == -EINTR)
 			continue;
@@ -40,6 +44,29 @@ int chan_writev_all(struct channel *ch, struct iovec *iov, int iovcnt)
 		iov_advance(&iov, &iovcnt, (size_t)n);
 	}
 	return 0;
+}
+
+int chan_writev_all(struct channel *ch, struct iovec *iov, int iovcnt)
+{
+	return writev_all(ch, ch->ops->writev, iov, iovcnt);
+}
+
+int chan_zerocopy_enable(struct channel *ch)
+{
+	return ch->ops->zerocopy_enable ? ch->ops->zerocopy_enable(ch)
+					: -EOPNOTSUPP;
+}
+
+int chan_writev_zerocopy_all(struct channel *ch, struct iovec *iov, int iovcnt)
+{
+	if (!ch->ops->writev_zerocopy)
+		return -EOPNOTSUPP;
+	return writev_all(ch, ch->ops->writev_zerocopy, iov, iovcnt);
+}
+
+int chan_flush(struct channel *ch, struct mig_error **errp)
+{
+	return ch->ops->flush ? ch->ops->flush(ch, errp) : 0;
 }
 
 int chan_write_all(struct channel *ch, const void *buf, size_t len)

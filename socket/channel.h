@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 
 struct channel;
+struct mig_error;
 
 struct channel_ops {
 	const char *name; /* "socket", "tls", "file", ... */
@@ -34,6 +35,22 @@ struct channel_ops {
 	/* Releases everything (the struct too). Owner thread, after the
 	 * last I/O. */
 	void (*close)(struct channel *ch);
+	/* Zero-copy sending (Linux MSG_ZEROCOPY); all three NULL where the
+	 * transport has none. Owner thread.
+	 * zerocopy_enable: once, before the first writev_zerocopy: 0, or
+	 * -EOPNOTSUPP when this socket type or kernel cannot, or -errno.
+	 * writev_zerocopy: as writev, but the kernel may read the buffers
+	 * after it returns, until a later flush returns: they must stay
+	 * mapped, and what changes in them meanwhile may or may not go out.
+	 * -ENOBUFS: the kernel could not pin/account the pages (memlock).
+	 * flush: blocks until every zero-copy send has completed: 0 (none
+	 * outstanding, or at least one went without a copy), 1 (the kernel
+	 * copied every one of them: a "missed" zero copy), or -errno with
+	 * *errp. */
+	int (*zerocopy_enable)(struct channel *ch);
+	ssize_t (*writev_zerocopy)(struct channel *ch, const struct iovec *iov,
+				   int iovcnt);
+	int (*flush)(struct channel *ch, struct mig_error **errp);
 };
 
 struct channel {
@@ -53,6 +70,15 @@ int chan_writev_all(struct channel *ch, struct iovec *iov, int iovcnt);
 int chan_write_all(struct channel *ch, const void *buf, size_t len);
 int chan_readv_all(struct channel *ch, struct iovec *iov, int iovcnt);
 int chan_read_all(struct channel *ch, void *buf, size_t len);
+
+/* Zero-copy counterparts (see the ops): chan_zerocopy_enable() is
+ * -EOPNOTSUPP and chan_writev_zerocopy_all() -EOPNOTSUPP for transports
+ * without zero-copy; chan_flush() is 0 for them (nothing to wait for).
+ * chan_writev_zerocopy_all() writes everything as chan_writev_all() does,
+ * each partial sendmsg being one zero-copy send. */
+int chan_zerocopy_enable(struct channel *ch);
+int chan_writev_zerocopy_all(struct channel *ch, struct iovec *iov, int iovcnt);
+int chan_flush(struct channel *ch, struct mig_error **errp);
 
 static inline void chan_shutdown(struct channel *ch)
 {

@@ -6,6 +6,7 @@
 #include "socket/channel.h"
 #include "socket/sockaddr.h"
 #include "socket/socket_priv.h"
+#include "socket/zerocopy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@
 struct sock_chan {
 	struct channel ch; /* first, so the ops can convert back */
 	atomic_bool shut;  /* set by sock_shutdown(), read by the owner */
+	struct sock_zc zc; /* MSG_ZEROCOPY state: owner only */
 };
 
 static struct sock_chan *to_sock(struct channel *ch)
@@ -94,6 +96,39 @@ static ssize_t sock_readv(struct channel *ch, const struct iovec *iov,
 	return sock_xfer(ch, iov, iovcnt, false);
 }
 
+static int sock_zerocopy_enable(struct channel *ch)
+{
+	return sock_zc_enable(ch->fd, &to_sock(ch)->zc);
+}
+
+/* sock_xfer() for one zero-copy send. */
+static ssize_t sock_writev_zerocopy(struct channel *ch, const struct iovec *iov,
+				    int iovcnt)
+{
+	struct sock_chan *s = to_sock(ch);
+	ssize_t n;
+
+	for (;;) {
+		if (atomic_load(&s->shut))
+			return -ECANCELED;
+		n = sock_zc_send(ch->fd, &s->zc, iov, iovcnt);
+		if (n >= 0)
+			return n;
+		if (n != -EAGAIN && n != -EWOULDBLOCK)
+			return sock_fail(s, (int)-n);
+		n = wait_ready(ch->fd, POLLOUT);
+		if (n < 0)
+			return sock_fail(s, (int)-n);
+	}
+}
+
+static int sock_flush(struct channel *ch, struct mig_error **errp)
+{
+	struct sock_chan *s = to_sock(ch);
+
+	return sock_zc_flush(ch->fd, &s->zc, &s->shut, errp);
+}
+
 /* shutdown(2) is safe against a concurrent blocked recvmsg/sendmsg on the
  * same fd and wakes it; the fd itself stays open until sock_close(). */
 static void sock_shutdown(struct channel *ch)
@@ -114,6 +149,9 @@ static const struct channel_ops sock_ops = {
 	.readv = sock_readv,
 	.shutdown = sock_shutdown,
 	.close = sock_close,
+	.zerocopy_enable = sock_zerocopy_enable,
+	.writev_zerocopy = sock_writev_zerocopy,
+	.flush = sock_flush,
 };
 
 struct channel *sock_channel_new(int fd, const char *desc)

@@ -1,0 +1,63 @@
+/* transport.h — the seam between the migration state machines (migration.c,
+ * incoming*.c) and the transports in socket/: which transport may carry
+ * which migration (QEMU's migration_channels_and_transport_compatible()),
+ * opening 'fd:' and 'exec:' streams when the command runs (as QEMU does:
+ * the fd is taken from the monitor, the command spawned at once), and the
+ * source's connect for every kind.
+ * transport_check_compatible(), transport_open_stream(): control thread.
+ * transport_connect(): the migration thread. */
+#ifndef MIGD_CONTROL_TRANSPORT_H
+#define MIGD_CONTROL_TRANSPORT_H
+
+#include <stdbool.h>
+
+#include "util/error.h"
+
+struct channel;
+struct mig_addr;
+struct mig_config;
+struct migd;
+struct qmp_monitor;
+
+/* QEMU 9.0's rules, in its order and words: mapped-ram needs a seekable
+ * transport ("Migration requires seekable transport (e.g. file)");
+ * multifd or postcopy-preempt needs tcp/unix/vsock, or file: with
+ * mapped-ram ("Migration requires multi-channel URIs (e.g. tcp)").
+ * 0 or -EINVAL with *errp. */
+int transport_check_compatible(const struct mig_config *cfg,
+			       const struct mig_addr *a,
+			       struct mig_error **errp);
+
+/* True for the kinds whose one stream transport_open_stream() opens. */
+bool transport_is_stream(const struct mig_addr *a);
+
+/* For 'fd:' and 'exec:' addresses: opens the stream now. fd:NAME: a name
+ * not starting with a digit is taken from mon's getfd table (QEMU's
+ * monitor_get_fd(): "File descriptor named '%s' has not been found"); on
+ * the destination (incoming), a name starting with a digit, or any name
+ * when mon is NULL (the command line), is an fd number the process
+ * inherited ("Invalid file descriptor number '%s'"). migd extension: a
+ * name "/dev/fdset/N" that no getfd entry has is a duplicate of a member
+ * of fd set N (add-fd). Sockets become socket channels; pipes, FIFOs and
+ * other fds fd channels (regular files are accepted with QEMU's
+ * deprecation warning in the log). exec: spawns the command (the source
+ * writes its stdin, the destination reads its stdout).
+ * *out is the channel, or NULL for other kinds. 0 or -errno with *errp. */
+int transport_open_stream(struct migd *md, struct qmp_monitor *mon,
+			  const struct mig_addr *a, bool incoming,
+			  struct channel **out, struct mig_error **errp);
+
+/* The source's channels: tcp/unix/vsock connect (blocking); fd/exec hand
+ * over *opened (then NULL; a second channel cannot exist: "Migration
+ * requires multi-channel URIs (e.g. tcp)"). opened may be NULL. NULL with
+ * *errp on failure. */
+struct channel *transport_connect(const struct mig_addr *a,
+				  struct channel **opened,
+				  struct mig_error **errp);
+
+/* The descriptor that becomes readable when an opened stream's first
+ * bytes arrive (the destination starts loading then, as QEMU's watch on
+ * the channel), or -1 when it cannot be watched. */
+int transport_stream_read_fd(struct channel *ch);
+
+#endif
