@@ -28,7 +28,7 @@ CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
 CPPFLAGS := -I. -D_GNU_SOURCE -MMD -MP
-LIBS := -ljansson -lxxhash -lssl -lcrypto -lzstd -lz -lpthread -lm
+LIBS := -ljansson -lxxhash -lssl -lcrypto -lzstd -lz -lrdmacm -libverbs -lpthread -lm
 
 LIB_DIRS := util control guest multifd socket file rdma
 LIB_SRCS := $(filter-out control/main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))

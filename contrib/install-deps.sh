@@ -15,6 +15,8 @@ PACKAGES=(
 	libssl-dev        # TLS
 	openssl           # tests: certificates for TLS
 	libxxhash-dev     # RAM digests
+	libibverbs-dev    # rdma: transport (libibverbs)
+	librdmacm-dev     # rdma: transport (librdmacm)
 	libcmocka-dev     # unit tests
 	python3           # system tests
 	clang             # make fuzz (libFuzzer)
