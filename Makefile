@@ -210,5 +210,6 @@ help:
 
 -include $(BUILD)/contrib/ramdigest.d
 -include $(BUILD)/perf/limits.d
+-include $(UNIT_SRCS:%.c=$(BUILD)/%.d)
 -include $(LIB_OBJS:.o=.d) $(BUILD)/control/main.d $(BUILD)/contrib/migctl.d \
 	$(MIGCTL_OBJS:.o=.d)

@@ -25,6 +25,7 @@
 #include "guest/guest.h"
 #include "multifd/mfd_recv.h"
 #include "multifd/ram_load.h"
+#include "multifd/ram_load_file.h"
 #include "socket/channel.h"
 #include "util/evloop.h"
 #include "util/log.h"
@@ -130,6 +131,7 @@ void incoming_fail(struct incoming *inc, struct mig_error *err)
 	/* Kick every thread out of blocked I/O and barriers now; the control
 	 * thread joins them. */
 	mfd_recv_shutdown(inc->mfd);
+	ram_load_file_kick(inc->rlf);
 	pthread_mutex_lock(&inc->lock);
 	inc->error = err;
 	if (inc->main_ch)

@@ -17,6 +17,7 @@
  * timeout is dropped; after EOF the optional vmdesc is waited for at most
  * that long.
  * Control thread, except the thread bodies and the callbacks they call. */
+#include "control/incoming_file.h"
 #include "control/incoming_priv.h"
 #include "control/incoming_tls.h"
 #include "control/migration.h"
@@ -32,10 +33,12 @@
 #include <unistd.h>
 
 #include "control/migd.h"
+#include "file/filechan.h"
 #include "multifd/byteorder.h"
 #include "multifd/mfd_recv.h"
 #include "multifd/qemufile.h"
 #include "multifd/ram_load.h"
+#include "multifd/ram_load_file.h"
 #include "socket/channel.h"
 #include "util/evloop.h"
 #include "util/log.h"
@@ -181,12 +184,16 @@ static int prepare(struct incoming *inc)
 	struct migd *md = inc->md;
 	struct ram_load_opts ro = {0};
 	struct mfd_recv_opts mo = {0};
+	struct mig_error *err = NULL;
 
 	inc->prepared = true;
 	inc->cfg = mig_config_snapshot(md->config);
 	if (!inc->cfg)
 		goto oom;
-	inc->multifd = mig_config_cap(inc->cfg, MIG_CAP_MULTIFD);
+	/* file: no connections: its multifd channels are opened by
+	 * incoming_file.c, with no handshake or packets */
+	inc->multifd = mig_config_cap(inc->cfg, MIG_CAP_MULTIFD) &&
+		       inc->addr.kind != MIG_ADDR_FILE;
 	inc->idle_timeout_s = mig_config_incoming_idle_timeout(inc->cfg);
 	if (check_config(inc))
 		return -ENOTSUP;
@@ -194,6 +201,10 @@ static int prepare(struct incoming *inc)
 	ro.flush_after_each_section = mig_config_knob(
 		inc->cfg, MIG_KNOB_MULTIFD_FLUSH_AFTER_EACH_SECTION);
 	ro.x_ignore_shared = mig_config_cap(inc->cfg, MIG_CAP_X_IGNORE_SHARED);
+	if (incoming_file_prepare(inc, &ro, &err)) {
+		incoming_fail(inc, err);
+		return -EIO;
+	}
 	inc->rl = ram_load_new(md->guest, &ro);
 	if (!inc->rl)
 		goto oom;
@@ -580,6 +591,7 @@ static void stream_ready(struct incoming *inc)
 		return; /* torn down meanwhile */
 	ev_loop_del_fd(inc->md->loop, transport_stream_read_fd(ch));
 	inc->stream_ch = NULL;
+	inc->file_ch = filechan_is_file(ch) ? ch : NULL;
 	new_connection(inc, ch);
 }
 
@@ -686,6 +698,7 @@ void incoming_teardown(struct incoming *inc)
 	inc->tls = NULL;
 	/* Kick, join, then close: no thread may see a freed channel. */
 	mfd_recv_shutdown(inc->mfd);
+	ram_load_file_kick(inc->rlf);
 	pthread_mutex_lock(&inc->lock);
 	main_ch = inc->main_ch;
 	if (main_ch)
@@ -696,6 +709,9 @@ void incoming_teardown(struct incoming *inc)
 	inc->load_started = false;
 	mfd_recv_free(inc->mfd);
 	inc->mfd = NULL;
+	ram_load_file_free(inc->rlf);
+	inc->rlf = NULL;
+	inc->file_ch = NULL;
 	qfile_free(inc->main_f);
 	inc->main_f = NULL;
 	pthread_mutex_lock(&inc->lock);

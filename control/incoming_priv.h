@@ -33,6 +33,7 @@ struct migd;
 struct mfd_recv;
 struct qfile;
 struct ram_load;
+struct ram_load_file;
 
 #define INCOMING_MAX_LISTEN 16
 #define INCOMING_MAX_PENDING 64
@@ -62,6 +63,10 @@ struct incoming {
 	/* fd:/exec: the stream migrate-incoming opened, watched until its
 	 * first bytes arrive (QEMU's watch), then a new connection. */
 	struct channel *stream_ch;
+	/* file: the main channel under its counting wrapper (borrowed, for
+	 * positioned I/O) and the mapped-ram reader (incoming_file.c) */
+	struct channel *file_ch;
+	struct ram_load_file *rlf;
 	/* TLS handshakes in progress, when tls-creds is set
 	 * (incoming_tls.c); built with the data plane. */
 	struct incoming_tls *tls;

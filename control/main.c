@@ -15,6 +15,8 @@
 
 #include "control/cmdline.h"
 #include "control/daemon.h"
+#include "control/dirtylimit_cmds.h"
+#include "control/dirtyrate.h"
 #include "control/fdset.h"
 #include "control/guest_cmds.h"
 #include "control/incoming.h"
@@ -23,6 +25,7 @@
 #include "control/migd.h"
 #include "control/objects.h"
 #include "control/qmp.h"
+#include "control/switchover.h"
 #include "control/vm.h"
 #include "guest/dirty.h"
 #include "guest/guest.h"
@@ -257,7 +260,12 @@ static int setup_qmp(struct migd *md, const struct cmdline *cl)
 	vm_register_qmp(md->qmp);
 	guest_cmds_register_qmp(md->qmp);
 	migration_register_qmp(md, md->qmp);
+	if (dirtyrate_register_qmp(md, md->qmp) < 0) {
+		report("out of memory");
+		return -1;
+	}
 	incoming_register_qmp(md->qmp);
+	dirtylimit_cmds_register_qmp(md->qmp);
 	/* Unix sockets last: whoever waits for a socket file to appear then
 	 * finds every TCP monitor listening too. */
 	for (int pass = 0; pass < 2; pass++) {
@@ -358,15 +366,18 @@ static void teardown(struct main_state *ms)
 	/* A running migration is cancelled and its thread joined; the calls
 	 * it posted run before anything they use is freed. */
 	migration_shutdown(md);
-	incoming_shutdown(md); /* its threads use guest RAM */
+	dirtyrate_shutdown(md); /* its thread reads guest RAM */
+	incoming_shutdown(md);	/* its threads use guest RAM */
 	if (md->loop)
 		ev_loop_run_posted(md->loop);
 	migration_free_last(md);
+	swo_history_free(md->swo);
 	qmp_server_free(md->qmp); /* flushes replies, unlinks unix sockets */
 	if (md->loop && ms->signal_fd >= 0)
 		ev_loop_del_fd(md->loop, ms->signal_fd);
 	if (ms->signal_fd >= 0)
 		close(ms->signal_fd);
+	dirtylimit_cmds_shutdown(md); /* its thread reads the vCPUs */
 	guest_free(md->guest);
 	fdsets_free(md->fdsets);
 	mig_objects_free(md->objects);

@@ -16,6 +16,9 @@ struct fdsets;
 struct migration;
 struct incoming;
 struct mig_objects;
+struct dirtylimit;
+struct dirtyrate;
+struct swo_history;
 
 #define MIGD_VERSION "0.1.0"
 /* The QAPI level migd implements, reported as version.qemu. */
@@ -39,9 +42,15 @@ struct migd {
 				      * migration starts */
 	struct migration *migration; /* the current or last outgoing
 				      * migration (control/migration.h) */
+	struct dirtyrate *dirtyrate; /* calc-dirty-rate (control/dirtyrate.h) */
+	struct swo_history *swo;     /* switchover cost history across
+				      * migrations (control/switchover.h) */
 	struct incoming *incoming_state; /* the incoming migration, NULL
 					  * until migrate-incoming/-incoming
 					  * (control/incoming.h) */
+	struct dirtylimit *dirtylimit;	 /* guest/dirtylimit.h: set while some
+					  * vCPU has a dirty limit
+					  * (control/dirtylimit_cmds.h) */
 	bool quit_requested; /* 'quit' or a signal: leave the loop */
 	int exit_status;
 };

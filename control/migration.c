@@ -35,9 +35,11 @@
 #include "control/incoming.h"
 #include "control/migcfg.h"
 #include "control/migd.h"
+#include "control/migration_file.h"
 #include "control/migration_tls.h"
 #include "control/qapi.h"
 #include "control/qmp.h"
+#include "control/switchover.h"
 #include "control/transport.h"
 #include "control/vm.h"
 #include "guest/guest.h"
@@ -46,6 +48,7 @@
 #include "multifd/qemufile.h"
 #include "multifd/ram_flags.h"
 #include "multifd/ram_save.h"
+#include "multifd/ram_save_file.h"
 #include "multifd/vmstate.h"
 #include "socket/channel.h"
 #include "socket/sockaddr.h"
@@ -207,6 +210,7 @@ void migration_kick(struct migration *m)
 		chan_shutdown(m->main_ch);
 	if (m->mfd)
 		mfd_send_kick(m->mfd);
+	ram_save_file_kick(m->file);
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 }
@@ -239,6 +243,20 @@ static void window_reset(struct migration *m, uint64_t now)
 	m->win_start_pages = migration_pages_done(m);
 }
 
+/* What a switchover now would send: the pages pending, plus those the
+ * guest dirtied since the last sync (at the measured dirty rate; at most
+ * all of RAM). */
+static uint64_t switchover_bytes(struct migration *m, uint64_t now)
+{
+	uint64_t pages = ram_save_pending_pages(m->rs);
+	uint64_t ram = guest_ram_size(m->md->guest) / RAM_TARGET_PAGE_SIZE;
+
+	if (now > m->last_sync_ms)
+		pages += mig_read(&m->ctr.dirty_pages_rate) *
+			 (now - m->last_sync_ms) / 1000;
+	return (pages < ram ? pages : ram) * RAM_TARGET_PAGE_SIZE;
+}
+
 /* QEMU's migration_update_counters(): bandwidth of the last window gives
  * mbps, the switchover threshold and the expected downtime. */
 static void update_counters(struct migration *m, uint64_t now)
@@ -246,7 +264,7 @@ static void update_counters(struct migration *m, uint64_t now)
 	uint64_t ms = now - m->win_start_ms;
 	uint64_t bytes = mig_transferred(&m->ctr) - m->win_start_bytes;
 	uint64_t avail = atomic_load(&m->avail_switchover_bw);
-	double bw, expected_bw;
+	double bw, expected_bw, fixed;
 
 	if (ms < WINDOW_MS)
 		return;
@@ -259,9 +277,10 @@ static void update_counters(struct migration *m, uint64_t now)
 		if (m->bw_hist[i] < bw)
 			bw = m->bw_hist[i];
 	expected_bw = avail ? (double)avail / 1000.0 : bw;
-	m->threshold_bytes =
-		(uint64_t)(expected_bw *
-			   (double)atomic_load(&m->downtime_limit));
+	/* The switchover's fixed cost comes off the downtime budget. */
+	fixed = swo_fixed_cost_ms(m->swo);
+	m->threshold_bytes = swo_threshold(
+		expected_bw, atomic_load(&m->downtime_limit), fixed);
 	pthread_mutex_lock(&m->lock);
 	m->mbps = (double)bytes * 8.0 / (double)ms / 1000.0;
 	m->pages_per_second =
@@ -269,10 +288,8 @@ static void update_counters(struct migration *m, uint64_t now)
 	/* QEMU also waits for a first dirty-rate period (1 s); migd predicts
 	 * from the first window on, so short migrations report it too. */
 	if (bytes > 10000 && expected_bw > 0)
-		m->expected_downtime =
-			(uint64_t)((double)(ram_save_pending_pages(m->rs) *
-					    RAM_TARGET_PAGE_SIZE) /
-				   expected_bw);
+		m->expected_downtime = swo_expected_downtime(
+			switchover_bytes(m, now), expected_bw, fixed);
 	pthread_mutex_unlock(&m->lock);
 	window_reset(m, now);
 }
@@ -295,6 +312,23 @@ static bool iterate_should_stop(void *opaque)
 	       is_cancelling(m);
 }
 
+/* Between syncs: once a rate period is over, QEMU's formula (pages newly
+ * dirty since the period began, per second) with the pages the next sync
+ * would find counted in the log without consuming it. Syncs happen only
+ * when little is pending, so without this a long round (a big guest, a
+ * slow link: exactly the non-converging case) shows a rate of 0. */
+static void peek_dirty_rate(struct migration *m, uint64_t now)
+{
+	uint64_t ms = now - m->rate_period_start_ms;
+
+	if (ms < 1000 || now - m->rate_peek_ms < 1000)
+		return;
+	m->rate_peek_ms = now;
+	atomic_store(&m->ctr.dirty_pages_rate,
+		     (m->rate_period_pages + ram_save_peek_fresh(m->rs)) *
+			     1000 / ms);
+}
+
 /* Sleeps out the rest of the window when its budget is spent. */
 static void rate_limit(struct migration *m)
 {
@@ -309,16 +343,20 @@ static void rate_limit(struct migration *m)
 		now = now_ms();
 	}
 	update_counters(m, now);
+	peek_dirty_rate(m, now);
 }
 
 /* A dirty sync with QEMU's bookkeeping: pass event, dirty rate (over
  * periods of at least one second). */
 static void bitmap_sync(struct migration *m)
 {
-	uint64_t now, fresh = ram_save_sync(m->rs);
+	uint64_t t0 = now_ms(), now, fresh = ram_save_sync(m->rs);
 
+	converge_after_sync(m, fresh);
 	m->rate_period_pages += fresh;
 	now = now_ms();
+	swo_note_sync(m->swo, (double)(now - t0));
+	m->last_sync_ms = now;
 	if (now - m->rate_period_start_ms >= 1000) {
 		atomic_store(&m->ctr.dirty_pages_rate,
 			     m->rate_period_pages * 1000 /
@@ -354,7 +392,9 @@ static void set_compression(struct mfd_send_opts *o,
 
 static int connect_channels(struct migration *m, struct mig_error **errp)
 {
-	unsigned n = mig_config_cap(m->cfg, MIG_CAP_MULTIFD)
+	/* file: opens its multifd channels itself (migration_file.c) */
+	unsigned n = mig_config_cap(m->cfg, MIG_CAP_MULTIFD) &&
+				     m->addr.kind != MIG_ADDR_FILE
 			     ? mig_config_multifd_channels(m->cfg)
 			     : 0;
 	struct channel *ch = transport_connect(&m->addr, &m->opened_ch, errp),
@@ -424,8 +464,11 @@ static int setup_stream(struct migration *m, struct mig_error **errp)
 			m->cfg, MIG_KNOB_MULTIFD_FLUSH_AFTER_EACH_SECTION),
 		.zero = zero_mode(m->cfg),
 	};
-	int ret;
+	int ret = migration_file_setup(m, errp);
 
+	if (ret)
+		return ret;
+	ro.file = m->file;
 	m->f = qfile_writer_new(m->main_ch);
 	m->rs = m->f ? ram_save_new(m->md->guest, m->f, &ro, &m->ctr) : NULL;
 	if (!m->rs) {
@@ -433,6 +476,7 @@ static int setup_stream(struct migration *m, struct mig_error **errp)
 		return -ENOMEM;
 	}
 	vms_put_header(m->f, &m->vms);
+	swo_open_return_path(m->swo, m->f);
 	ret = ram_save_setup(m->rs, errp);
 	post(m, POST_PASS, (int)mig_read(&m->ctr.dirty_sync_count));
 	if (!ret)
@@ -449,14 +493,21 @@ static int setup_stream(struct migration *m, struct mig_error **errp)
 static int iterate_once(struct migration *m, struct mig_error **errp)
 {
 	uint64_t pending = ram_save_pending_pages(m->rs) * RAM_TARGET_PAGE_SIZE;
-	int ret;
+	int ret = swo_poll(m->swo, m->main_ch, 0, errp);
 
-	if (pending < m->threshold_bytes) {
+	if (ret)
+		return ret;
+	/* Nothing pending (waiting for the ack, or a zero threshold): only a
+	 * sync can tell what the guest dirtied since. */
+	if (!pending || pending < m->threshold_bytes) {
 		bitmap_sync(m);
 		pending = ram_save_pending_pages(m->rs) * RAM_TARGET_PAGE_SIZE;
 	}
-	if (!pending || pending < m->threshold_bytes)
+	if ((!pending || pending < m->threshold_bytes) &&
+	    swo_can_switchover(m->swo, guest_is_running(m->md->guest)))
 		return 1;
+	if (!pending) /* converged, waiting for the switchover ack */
+		return swo_poll(m->swo, m->main_ch, WINDOW_MS, errp);
 	m->iter_start_ms = now_ms();
 	ret = ram_save_iterate(m->rs, iterate_should_stop, m, errp);
 	if (ret >= 0)
@@ -500,16 +551,6 @@ static int stop_vm(struct migration *m)
 	return m->vm_stop_done ? 0 : -ECANCELED;
 }
 
-/* The destination closes the main channel once it has loaded everything:
- * that is when the guest is ready there. */
-static void wait_destination_done(struct migration *m)
-{
-	struct pollfd pfd = {.fd = m->main_ch->fd, .events = POLLIN};
-
-	if (pfd.fd >= 0)
-		poll(&pfd, 1, DEST_DONE_WAIT_MS);
-}
-
 static int complete(struct migration *m, struct mig_error **errp)
 {
 	uint64_t t0, t_stopped, t_sent, precopy;
@@ -544,7 +585,11 @@ static int complete(struct migration *m, struct mig_error **errp)
 	atomic_store(&m->ctr.downtime_bytes,
 		     mig_transferred(&m->ctr) - precopy);
 	t_sent = now_ms();
-	wait_destination_done(m);
+	ret = swo_wait_destination(m->swo, m->main_ch, DEST_DONE_WAIT_MS, errp);
+	if (ret)
+		return ret;
+	swo_record(m->swo, (double)(t_stopped - t0),
+		   (double)(now_ms() - t_sent));
 	log_info("migration: switchover: stop %" PRIu64 " ms, final %" PRIu64
 		 " bytes in %" PRIu64 " ms, destination done after %" PRIu64
 		 " ms; threshold %" PRIu64 " bytes",
@@ -571,6 +616,10 @@ static int run(struct migration *m, struct mig_error **errp)
 {
 	int ret = connect_channels(m, errp);
 
+	m->swo = swo_new(m->md, mig_config_cap(m->cfg, MIG_CAP_RETURN_PATH),
+			 mig_config_cap(m->cfg, MIG_CAP_SWITCHOVER_ACK));
+	if (!ret && !m->swo)
+		ret = -ENOMEM;
 	if (!ret)
 		ret = setup_stream(m, errp);
 	if (ret)
@@ -582,6 +631,7 @@ static int run(struct migration *m, struct mig_error **errp)
 		return -ECANCELED;
 	window_reset(m, now_ms());
 	m->rate_period_start_ms = now_ms();
+	m->last_sync_ms = m->rate_period_start_ms;
 	while (!(ret = iterate_once(m, errp)))
 		if (is_cancelling(m))
 			return -ECANCELED;
@@ -629,11 +679,14 @@ static void release_io(struct migration *m)
 	m->main_ch = NULL;
 	pthread_mutex_unlock(&m->lock);
 	mfd_send_free(mfd);
+	migration_file_release(m);
 	qfile_free(m->f);
 	m->f = NULL;
 	chan_close(ch);
 	ram_save_free(m->rs);
 	m->rs = NULL;
+	swo_free(m->swo);
+	m->swo = NULL;
 }
 
 void *migration_thread_main(void *opaque)
@@ -651,6 +704,12 @@ void *migration_thread_main(void *opaque)
 		err = NULL;
 		mfd_send_error(m->mfd, &err);
 	}
+	if (ret && ram_save_file_error(m->file, NULL)) {
+		mig_error_free(err); /* a file worker's error is the cause */
+		err = NULL;
+		ram_save_file_error(m->file, &err);
+	}
+	converge_finish(m); /* no throttle left once the status is final */
 	finish(m, ret, err);
 	release_io(m);
 	post(m, POST_DONE, 0);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "control/converge.h"
 #include "control/migcfg.h"
 #include "multifd/migstats.h"
 #include "multifd/vmstate.h"
@@ -21,6 +22,8 @@ struct channel;
 struct mfd_send;
 struct qfile;
 struct ram_save;
+struct swo;
+struct ram_save_file;
 
 struct migration {
 	struct migd *md;
@@ -53,6 +56,7 @@ struct migration {
 	 * connect_channels(); freed with the migration if never taken. */
 	struct channel *opened_ch;
 	struct mfd_send *mfd;
+	struct ram_save_file *file; /* mapped-ram to file: (migration_file.c) */
 	struct qfile *f;
 	struct ram_save *rs;
 	struct vms_opts vms;
@@ -64,6 +68,11 @@ struct migration {
 	double bw_hist[3]; /* bytes/ms of the last windows */
 	unsigned bw_n;
 	uint64_t rate_period_start_ms, rate_period_pages;
+	uint64_t last_sync_ms; /* end of the last dirty sync */
+	uint64_t rate_peek_ms; /* last live dirty-rate estimate */
+	struct swo *swo;       /* return path, switchover-ack, cost model
+				* (control/switchover.h) */
+	struct converge conv;  /* auto-converge, dirty-limit (converge.h) */
 };
 
 enum mig_status migration_status(struct migration *m);

@@ -394,6 +394,7 @@ static void fill_source_info(struct migration *m, json_t *info)
 	case MIG_STATUS_COMPLETED:
 		fill_time_info(m, st, info);
 		json_object_set_new(info, "ram", ram_info(m, st));
+		converge_fill_info(m, info); /* throttle, dirty-limit */
 		break;
 	default:
 		break;
@@ -464,6 +465,7 @@ static void on_config_change(void *opaque, const struct mig_config *cfg)
 	atomic_store(
 		&m->avail_switchover_bw,
 		mig_config_param(cfg, MIG_PARAM_AVAIL_SWITCHOVER_BANDWIDTH));
+	converge_params_changed(m, cfg);
 }
 
 static const struct qmp_command migration_cmds[] = {

@@ -54,7 +54,8 @@ int transport_check_compatible(const struct mig_config *cfg,
 
 bool transport_is_stream(const struct mig_addr *a)
 {
-	return a->kind == MIG_ADDR_FD || a->kind == MIG_ADDR_EXEC;
+	return a->kind == MIG_ADDR_FD || a->kind == MIG_ADDR_EXEC ||
+	       a->kind == MIG_ADDR_FILE;
 }
 
 /* A private duplicate of a member of fd set /dev/fdset/N: the set keeps
@@ -154,6 +155,8 @@ int transport_open_stream(struct migd *md, struct qmp_monitor *mon,
 		*out = exec_spawn(a->argv, errp);
 		return *out ? 0 : -EIO;
 	}
+	if (a->kind == MIG_ADDR_FILE)
+		return transport_file_open(md, a, incoming, out, errp);
 	if (a->kind != MIG_ADDR_FD)
 		return 0;
 	fd = take_fd(md, mon, a->fdname ? a->fdname : "", incoming, errp);

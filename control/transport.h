@@ -31,7 +31,8 @@ int transport_check_compatible(const struct mig_config *cfg,
 /* True for the kinds whose one stream transport_open_stream() opens. */
 bool transport_is_stream(const struct mig_addr *a);
 
-/* For 'fd:' and 'exec:' addresses: opens the stream now. fd:NAME: a name
+/* For 'fd:', 'exec:' and 'file:' (transport_file_open()) addresses:
+ * opens the stream now. fd:NAME: a name
  * not starting with a digit is taken from mon's getfd table (QEMU's
  * monitor_get_fd(): "File descriptor named '%s' has not been found"); on
  * the destination (incoming), a name starting with a digit, or any name
@@ -46,6 +47,24 @@ bool transport_is_stream(const struct mig_addr *a);
 int transport_open_stream(struct migd *md, struct qmp_monitor *mon,
 			  const struct mig_addr *a, bool incoming,
 			  struct channel **out, struct mig_error **errp);
+
+/* 'file:PATH[,offset=N]' (transport_file.c): the main channel (the
+ * source creates the file 0600, truncates it to offset and seeks there;
+ * the destination seeks to offset), opened by transport_open_stream(); and
+ * a multifd channel of a mapped-ram migration: another open of the same
+ * file (O_DIRECT with direct), used only for positioned I/O. A path
+ * "/dev/fdset/N" takes a private duplicate of a member of fd set N with
+ * the matching access mode and O_DIRECT state (with multifd and direct-io
+ * the set must hold one of each). 0 / channel, or -errno / NULL with
+ * *errp (QEMU's "Could not create '%s': ...", "... filesystem does not
+ * support O_DIRECT"). */
+int transport_file_open(struct migd *md, const struct mig_addr *a,
+			bool incoming, struct channel **out,
+			struct mig_error **errp);
+struct channel *transport_file_open_extra(struct migd *md,
+					  const struct mig_addr *a,
+					  bool incoming, bool direct,
+					  struct mig_error **errp);
 
 /* The source's channels: tcp/unix/vsock connect (blocking); fd/exec hand
  * over *opened (then NULL; a second channel cannot exist: "Migration

@@ -1,6 +1,8 @@
 /* dirty.c — the exact dirty log (see dirty.h for the ordering contract):
  * one atomic bitmap per RAM block, hung off struct ram_block, and a
- * guest-wide user count that switches logging on and off.
+ * guest-wide user count that switches logging on and off; beside it the
+ * rate log: a second bitmap per block and per-vCPU first-write counters,
+ * switched on by calc-dirty-rate alone.
  * Threads: dirty_log_mark() from vCPU threads (lock-free); start/stop take
  * the guest-wide mutex; sync is for the one thread that consumes the log;
  * init/fini the control thread while no vCPU runs. */
@@ -11,22 +13,35 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "guest/guest.h"
 
 #define BITS_PER_WORD (sizeof(unsigned long) * CHAR_BIT)
 
+_Static_assert(DIRTY_RATE_CPUS == GUEST_SMP_MAX, "one rate slot per vCPU");
+
+/* One counter per cache line: vCPUs bump their own without bouncing. */
+struct dirty_rate_count {
+	_Atomic uint64_t pages;
+} __attribute__((aligned(64)));
+
 struct dirty_block {
-	atomic_bool active; /* copy of the guest's "users > 0" */
-	uint64_t pages;	    /* bits in use */
+	atomic_bool active;	 /* copy of the guest's "users > 0" */
+	atomic_bool rate_active; /* the rate log is measuring */
+	uint64_t pages;		 /* bits in use */
 	size_t words;
 	_Atomic unsigned long *bits;
+	_Atomic unsigned long *rate_bits; /* the rate log's own bitmap */
+	struct dirty_rate_count *counts;  /* the guest's, DIRTY_RATE_CPUS+1 */
 };
 
 struct dirty_log {
 	pthread_mutex_t lock; /* serialises start/stop */
 	unsigned users;	      /* lock */
 	atomic_bool active;   /* users > 0, for dirty_log_is_active() */
+	bool rate_busy;	      /* lock: a measurement owns the rate log */
+	struct dirty_rate_count counts[DIRTY_RATE_CPUS + 1];
 };
 
 uint64_t dirty_block_pages(const struct ram_block *b)
@@ -45,11 +60,15 @@ static struct dirty_block *dirty_block_new(const struct ram_block *b)
 	/* calloc of a large size maps fresh zero pages: a 1 TiB guest's
 	 * 32 MiB bitmap costs nothing until pages get dirty. */
 	d->bits = calloc(d->words ? d->words : 1, sizeof(*d->bits));
-	if (!d->bits) {
+	d->rate_bits = calloc(d->words ? d->words : 1, sizeof(*d->bits));
+	if (!d->bits || !d->rate_bits) {
+		free((void *)d->bits);
+		free((void *)d->rate_bits);
 		free(d);
 		return NULL;
 	}
 	atomic_init(&d->active, false);
+	atomic_init(&d->rate_active, false);
 	return d;
 }
 
@@ -59,9 +78,10 @@ int dirty_log_init(struct guest *g)
 
 	if (g->dirty)
 		return 0;
-	g->dirty = calloc(1, sizeof(*g->dirty));
+	g->dirty = aligned_alloc(64, sizeof(*g->dirty));
 	if (!g->dirty)
 		return -ENOMEM;
+	memset(g->dirty, 0, sizeof(*g->dirty));
 	pthread_mutex_init(&g->dirty->lock, NULL);
 	atomic_init(&g->dirty->active, false);
 	guest_for_each_block(g, b)
@@ -71,6 +91,7 @@ int dirty_log_init(struct guest *g)
 			dirty_log_fini(g);
 			return -ENOMEM;
 		}
+		b->dirty->counts = g->dirty->counts;
 	}
 	return 0;
 }
@@ -83,8 +104,10 @@ void dirty_log_fini(struct guest *g)
 		return;
 	guest_for_each_block(g, b)
 	{
-		if (b->dirty)
+		if (b->dirty) {
 			free((void *)b->dirty->bits);
+			free((void *)b->dirty->rate_bits);
+		}
 		free(b->dirty);
 		b->dirty = NULL;
 	}
@@ -167,10 +190,31 @@ static unsigned long range_mask(uint64_t first_bit, uint64_t last_bit)
 	return upper & ~((1ul << lo) - 1);
 }
 
-void dirty_log_mark(struct ram_block *b, uint64_t offset, uint64_t len)
+/* The rate log: sets the bits and credits the pages that were not yet
+ * set (first writes in this measurement) to the writer. */
+static void mark_rate_word(struct dirty_block *d, uint64_t w,
+			   unsigned long mask, unsigned cpu)
+{
+	unsigned long old;
+
+	if ((atomic_load_explicit(&d->rate_bits[w], memory_order_relaxed) &
+	     mask) == mask)
+		return;
+	old = atomic_fetch_or_explicit(&d->rate_bits[w], mask,
+				       memory_order_relaxed);
+	mask &= ~old;
+	if (mask)
+		atomic_fetch_add_explicit(&d->counts[cpu].pages,
+					  (uint64_t)__builtin_popcountl(mask),
+					  memory_order_relaxed);
+}
+
+void dirty_log_mark_cpu(struct ram_block *b, uint64_t offset, uint64_t len,
+			unsigned cpu)
 {
 	struct dirty_block *d = b->dirty;
 	uint64_t first, last;
+	bool log, rate;
 
 	if (!d || !len || offset >= b->used_length)
 		return;
@@ -178,8 +222,12 @@ void dirty_log_mark(struct ram_block *b, uint64_t offset, uint64_t len)
 	 * with the fence in dirty_log_start(). Acquire: when logging is on,
 	 * the bitmap clear that start did before it is visible here. */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (!atomic_load_explicit(&d->active, memory_order_acquire))
+	log = atomic_load_explicit(&d->active, memory_order_acquire);
+	rate = atomic_load_explicit(&d->rate_active, memory_order_acquire);
+	if (!log && !rate)
 		return;
+	if (cpu > DIRTY_RATE_CPUS)
+		cpu = DIRTY_RATE_CPUS;
 	if (len > b->used_length - offset)
 		len = b->used_length - offset;
 	first = offset >> DIRTY_PAGE_SHIFT;
@@ -187,12 +235,95 @@ void dirty_log_mark(struct ram_block *b, uint64_t offset, uint64_t len)
 	while (first <= last) {
 		uint64_t w = first / BITS_PER_WORD;
 		uint64_t end = (w + 1) * BITS_PER_WORD - 1;
+		unsigned long mask;
 
 		if (end > last)
 			end = last;
-		mark_word(&d->bits[w], range_mask(first, end));
+		mask = range_mask(first, end);
+		if (log)
+			mark_word(&d->bits[w], mask);
+		if (rate)
+			mark_rate_word(d, w, mask, cpu);
 		first = end + 1;
 	}
+}
+
+void dirty_log_mark(struct ram_block *b, uint64_t offset, uint64_t len)
+{
+	dirty_log_mark_cpu(b, offset, len, DIRTY_RATE_CPUS);
+}
+
+/* ---- the rate log --------------------------------------------------------
+ */
+
+static void clear_rate_block(struct dirty_block *d)
+{
+	/* Reads first: never-set words stay untouched (lazily zero). */
+	for (size_t i = 0; i < d->words; i++)
+		if (atomic_load_explicit(&d->rate_bits[i],
+					 memory_order_relaxed))
+			atomic_store_explicit(&d->rate_bits[i], 0,
+					      memory_order_relaxed);
+}
+
+static void set_rate_active(struct guest *g, bool on)
+{
+	struct ram_block *b;
+
+	guest_for_each_block(g, b)
+	{
+		if (!b->dirty)
+			continue;
+		if (on)
+			clear_rate_block(b->dirty);
+		atomic_store(&b->dirty->rate_active, on);
+	}
+}
+
+int dirty_rate_start(struct guest *g)
+{
+	if (!g->dirty)
+		return -ENODEV;
+	pthread_mutex_lock(&g->dirty->lock);
+	if (g->dirty->rate_busy) {
+		pthread_mutex_unlock(&g->dirty->lock);
+		return -EBUSY;
+	}
+	g->dirty->rate_busy = true;
+	for (unsigned i = 0; i <= DIRTY_RATE_CPUS; i++)
+		atomic_store(&g->dirty->counts[i].pages, 0);
+	set_rate_active(g, true);
+	pthread_mutex_unlock(&g->dirty->lock);
+	/* As in dirty_log_start(): writes that saw it off came before. */
+	atomic_thread_fence(memory_order_seq_cst);
+	return 0;
+}
+
+void dirty_rate_stop(struct guest *g)
+{
+	if (!g->dirty)
+		return;
+	pthread_mutex_lock(&g->dirty->lock);
+	if (g->dirty->rate_busy)
+		set_rate_active(g, false);
+	g->dirty->rate_busy = false;
+	pthread_mutex_unlock(&g->dirty->lock);
+}
+
+uint64_t dirty_rate_pages(const struct guest *g, unsigned cpu)
+{
+	if (!g->dirty || cpu > DIRTY_RATE_CPUS)
+		return 0;
+	return atomic_load(&g->dirty->counts[cpu].pages);
+}
+
+uint64_t dirty_rate_total(const struct guest *g)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; g->dirty && i <= DIRTY_RATE_CPUS; i++)
+		n += atomic_load(&g->dirty->counts[i].pages);
+	return n;
 }
 
 uint64_t dirty_log_sync_block(struct ram_block *b, unsigned long *dst)
@@ -215,4 +346,20 @@ uint64_t dirty_log_sync_block(struct ram_block *b, unsigned long *dst)
 		dst[i] |= v;
 	}
 	return newly;
+}
+
+uint64_t dirty_log_peek_block(const struct ram_block *b,
+			      const unsigned long *pending)
+{
+	const struct dirty_block *d = b->dirty;
+	uint64_t n = 0;
+
+	for (size_t i = 0; d && i < d->words; i++) {
+		unsigned long v =
+			atomic_load_explicit(&d->bits[i], memory_order_relaxed);
+
+		if (v)
+			n += (uint64_t)__builtin_popcountl(v & ~pending[i]);
+	}
+	return n;
 }

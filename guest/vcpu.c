@@ -16,6 +16,7 @@
 
 #include "guest/guest.h"
 #include "guest/tbucket.h"
+#include "guest/throttle.h"
 
 #define RING_LEN 16		     /* rate samples kept per vCPU */
 #define SAMPLE_NS 100000000ull	     /* one sample per 100 ms */
@@ -47,6 +48,7 @@ struct vcpu {
 	/* Atomics, read by anyone. */
 	_Atomic uint64_t bytes;
 	_Atomic uint64_t throttle_ns;
+	struct throttle_ring dring; /* dirty-limit (guest/throttle.h) */
 
 	/* vCPU thread only. */
 	struct workload_gen *gen;
@@ -228,7 +230,7 @@ static uint64_t write_burst(struct vcpu *c, unsigned touches)
 /* Lock held: one step of the loop. */
 static void vcpu_step(struct vcpu *c)
 {
-	uint64_t now = now_ns(), deadline, bytes;
+	uint64_t now = now_ns(), deadline, bytes, owed;
 	unsigned touches;
 
 	if (c->pending_gen != c->gen_seen)
@@ -259,6 +261,13 @@ static void vcpu_step(struct vcpu *c)
 	if (c->rate > 0)
 		tbucket_consume(&c->bucket, bytes);
 	record_sample(c, now_ns(), false);
+	/* dirty-limit: one ring entry per page touch; a full ring costs the
+	 * vCPU its penalty before its next write */
+	now = now_ns();
+	owed = throttle_ring_push(
+		&c->dring, (bytes + c->write_size - 1) / c->write_size, now);
+	if (owed)
+		c->sleep_until = now + owed;
 }
 
 static void *vcpu_thread(void *opaque)
@@ -369,6 +378,11 @@ uint64_t vcpus_get_throttle(struct vcpus *v, unsigned cpu)
 	return atomic_load(&v->cpus[cpu].throttle_ns);
 }
 
+struct throttle_ring *vcpus_ring(struct vcpus *v, unsigned cpu)
+{
+	return v && cpu < v->n ? &v->cpus[cpu].dring : NULL;
+}
+
 /* ---- lifecycle ---------------------------------------------------------- */
 
 static int vcpu_init(struct vcpus *v, struct vcpu *c, unsigned index)
@@ -385,6 +399,7 @@ static int vcpu_init(struct vcpus *v, struct vcpu *c, unsigned index)
 	c->write_size = WORKLOAD_PAGE_SIZE;
 	atomic_init(&c->bytes, 0);
 	atomic_init(&c->throttle_ns, 0);
+	throttle_ring_init(&c->dring);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);

@@ -16,6 +16,7 @@
 
 struct guest;
 struct vcpus;
+struct throttle_ring;
 
 /* QEMU's cpu throttle timeslice: a throttled vCPU sleeps after each. */
 #define VCPU_TIMESLICE_NS 10000000ull
@@ -46,6 +47,9 @@ void vcpus_get_workload(struct vcpus *v, struct workload_config *out);
  * each VCPU_TIMESLICE_NS of running; 0 = not throttled. */
 void vcpus_set_throttle(struct vcpus *v, unsigned cpu, uint64_t sleep_ns);
 uint64_t vcpus_get_throttle(struct vcpus *v, unsigned cpu);
+/* dirty-limit: vCPU cpu's emulated dirty ring (guest/throttle.h), NULL if
+ * out of range; guest/dirtylimit.c reads it and sets its penalty. */
+struct throttle_ring *vcpus_ring(struct vcpus *v, unsigned cpu);
 
 struct vcpu_progress {
 	uint64_t bytes_written; /* since the vCPU started */

@@ -32,6 +32,7 @@ struct workload_gen {
 	uint64_t hot;	 /* hotcold: the first `hot` pages of the share */
 	uint64_t cursor; /* sequential: next page */
 	uint64_t left;	 /* touches left when cfg.passes is set */
+	unsigned cpu;	 /* the vCPU it writes for (rate log credit) */
 	/* Compressible text: words from a small dictionary; a touch copies a
 	 * window of it, so pages differ but compress well. */
 	uint8_t text[TEXT_POOL_SIZE + WORKLOAD_PAGE_SIZE];
@@ -199,6 +200,7 @@ void workload_gen_reset(struct workload_gen *gen,
 	uint64_t pages = gen->map->pages, share;
 
 	gen->cfg = *w;
+	gen->cpu = cpu;
 	if (w->working_set) {
 		uint64_t ws = (w->working_set + WORKLOAD_PAGE_SIZE - 1) /
 			      WORKLOAD_PAGE_SIZE;
@@ -319,6 +321,6 @@ uint32_t workload_gen_touch(struct workload_gen *gen)
 	if (len > b->used_length - off)
 		len = b->used_length - off;
 	fill(gen, b->host + off, len);
-	dirty_log_mark(b, off, len);
+	dirty_log_mark_cpu(b, off, len, gen->cpu);
 	return (uint32_t)len;
 }

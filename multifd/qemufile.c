@@ -419,3 +419,14 @@ int qfile_get_str8(struct qfile *f, char buf[256])
 	buf[len] = '\0';
 	return 0;
 }
+
+size_t qfile_readahead(const struct qfile *f)
+{
+	return f->is_writer ? 0 : f->used - f->head;
+}
+
+void qfile_drop_readahead(struct qfile *f)
+{
+	if (!f->is_writer)
+		f->used = f->head = 0;
+}

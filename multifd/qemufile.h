@@ -65,5 +65,10 @@ int qfile_skip(struct qfile *f, size_t len);
 /* u8 length + bytes into buf (256 bytes), NUL-terminated; buf is "" on
  * error. A length without its text is -EPROTO. */
 int qfile_get_str8(struct qfile *f, char buf[256]);
+/* Read-ahead: bytes received from the channel but not consumed yet, and
+ * dropping them (so the caller can reposition a seekable channel, as
+ * mapped-ram does around each block's pages). Reader only. */
+size_t qfile_readahead(const struct qfile *f);
+void qfile_drop_readahead(struct qfile *f);
 
 #endif

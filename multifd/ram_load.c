@@ -16,11 +16,17 @@
 #include "guest/ram.h"
 #include "multifd/qemufile.h"
 #include "multifd/ram_flags.h"
+#include "multifd/ram_load_file.h"
 #include "multifd/vmstate.h"
 
 #define BITS_PER_WORD (sizeof(unsigned long) * CHAR_BIT)
 /* Flags live below the page size: everything a record's be64 can carry. */
 #define RECORD_FLAGS_MASK ((uint64_t)RAM_TARGET_PAGE_SIZE - 1)
+/* Records a mapped-ram stream never carries (QEMU 9.0's list). */
+#define MAPPED_RAM_INVALID_FLAGS                                               \
+	(RAM_SAVE_FLAG_HOOK | RAM_SAVE_FLAG_MULTIFD_FLUSH |                    \
+	 RAM_SAVE_FLAG_PAGE | RAM_SAVE_FLAG_XBZRLE | RAM_SAVE_FLAG_ZERO |      \
+	 RAM_SAVE_FLAG_COMPRESS_PAGE)
 
 struct ram_load_block {
 	struct ram_block *b;
@@ -208,6 +214,18 @@ static int do_sync(struct ram_load *rl, struct mig_error **errp)
 	return rl->sync(rl->sync_opaque, errp);
 }
 
+/* mapped-ram: the block's header and its pages from the file. */
+static int load_file_block(struct ram_load *rl, struct qfile *f, int idx,
+			   uint64_t length, struct mig_error **errp)
+{
+	uint64_t pages = 0;
+	int ret = ram_load_file_block(rl->opts.file, f, rl->blocks[idx].b,
+				      length, &pages, errp);
+
+	ram_load_count(rl, pages, 0);
+	return ret;
+}
+
 /* One entry of the MEM_SIZE block list. *length gets the sent length. */
 static int parse_block_entry(struct ram_load *rl, struct qfile *f,
 			     uint64_t *length, struct mig_error **errp)
@@ -244,7 +262,7 @@ static int parse_block_entry(struct ram_load *rl, struct qfile *f,
 			       id, aligned, rl->blocks[idx].b->used_length);
 		return -EINVAL;
 	}
-	return 0;
+	return rl->opts.file ? load_file_block(rl, f, idx, *length, errp) : 0;
 }
 
 static int parse_mem_size(struct ram_load *rl, struct qfile *f, uint64_t total,
@@ -358,6 +376,11 @@ static int load_record(struct ram_load *rl, struct qfile *f, bool *eos,
 		return read_fail(ret, errp);
 	flags = v & RECORD_FLAGS_MASK;
 	addr = v & RAM_TARGET_PAGE_MASK;
+	if (rl->opts.file && (flags & MAPPED_RAM_INVALID_FLAGS)) {
+		mig_error_setg(errp, "Unexpected RAM flags: %d",
+			       (int)(flags & MAPPED_RAM_INVALID_FLAGS));
+		return -EINVAL;
+	}
 	if (flags & (RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_PAGE)) {
 		idx = page_target(rl, f, flags, addr, errp);
 		if (idx < 0)

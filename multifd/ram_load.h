@@ -21,12 +21,17 @@ struct guest;
 struct qfile;
 struct ram_block;
 struct ram_load;
+struct ram_load_file;
 
 struct ram_load_opts {
 	bool multifd;		       /* the multifd capability */
 	bool flush_after_each_section; /* legacy: sync at every RAM EOS */
 	bool x_ignore_shared;	       /* MEM_SIZE carries a GPA per block;
 					* shared blocks are not migrated */
+	/* mapped-ram: each MEM_SIZE entry carries a header and its pages
+	 * are read from the file (ram_load_file.h); page records are
+	 * refused ("Unexpected RAM flags") */
+	struct ram_load_file *file;
 };
 
 /* Waits until every multifd channel has delivered what it was sent before

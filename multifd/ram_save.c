@@ -18,6 +18,7 @@
 #include "multifd/migstats.h"
 #include "multifd/qemufile.h"
 #include "multifd/ram_flags.h"
+#include "multifd/ram_save_file.h"
 #include "multifd/vmstate.h"
 
 #define BITS_PER_LONG (8 * sizeof(unsigned long))
@@ -259,6 +260,15 @@ uint64_t ram_save_sync(struct ram_save *rs)
 	return fresh;
 }
 
+uint64_t ram_save_peek_fresh(const struct ram_save *rs)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < rs->nblocks; i++)
+		n += dirty_log_peek_block(rs->blocks[i].b, rs->blocks[i].bmap);
+	return n;
+}
+
 uint64_t ram_save_pending_pages(const struct ram_save *rs)
 {
 	return rs->pending;
@@ -285,6 +295,8 @@ static void put_record(struct ram_save *rs, const struct ram_block *b,
 
 static int flush_batch(struct ram_save *rs)
 {
+	if (rs->o.file)
+		return ram_save_file_flush(rs->o.file);
 	return rs->o.mfd ? mfd_send_queue(rs->o.mfd, &rs->batch) : 0;
 }
 
@@ -295,6 +307,8 @@ static int multifd_flush_and_sync(struct ram_save *rs, bool put_flush_record)
 {
 	int ret;
 
+	if (rs->o.file) /* mapped-ram: no SYNC packets, no flush record */
+		return ram_save_file_sync(rs->o.file);
 	if (!rs->o.mfd)
 		return 0;
 	ret = flush_batch(rs);
@@ -320,6 +334,9 @@ static int send_page(struct ram_save *rs, struct rs_block *rb, uint64_t page)
 			 (!rs->o.mfd && rs->o.zero != RAM_ZERO_NONE);
 	bool known = rs->o.zero != RAM_ZERO_NONE && known_zero(rs, rb, page);
 
+	if (rs->o.file)
+		return ram_save_file_page(rs->o.file, (size_t)(rb - rs->blocks),
+					  off, known);
 	if (zero_here && (known || mfd_page_is_zero(p))) {
 		put_record(rs, b, off, RAM_SAVE_FLAG_ZERO);
 		qfile_put_u8(rs->f, 0);
@@ -406,13 +423,19 @@ static int save_one(struct ram_save *rs)
 	return ret ? ret : 1;
 }
 
-static void put_mem_size(struct ram_save *rs)
+static int put_mem_size(struct ram_save *rs, struct mig_error **errp)
 {
+	int ret = 0;
+
 	qfile_put_be64(rs->f, guest_ram_size(rs->g) | RAM_SAVE_FLAG_MEM_SIZE);
-	for (size_t i = 0; i < rs->nblocks; i++) {
+	for (size_t i = 0; i < rs->nblocks && !ret; i++) {
 		qfile_put_str8(rs->f, rs->blocks[i].b->name);
 		qfile_put_be64(rs->f, rs->blocks[i].b->used_length);
+		if (rs->o.file)
+			ret = ram_save_file_block_header(rs->o.file, rs->f, i,
+							 errp);
 	}
+	return ret;
 }
 
 /* Ends a section: legacy mode syncs multifd before every EOS. */
@@ -447,7 +470,9 @@ int ram_save_setup(struct ram_save *rs, struct mig_error **errp)
 	ram_save_sync(rs);
 	vms_put_section_header(rs->f, VMS_SECTION_START, VMS_ID_RAM, "ram", 0,
 			       VMS_RAM_VERSION);
-	put_mem_size(rs);
+	ret = put_mem_size(rs, errp);
+	if (ret)
+		return ret;
 	if (!rs->o.flush_each_section)
 		ret = multifd_flush_and_sync(rs, true);
 	if (!ret)
@@ -488,6 +513,8 @@ int ram_save_complete(struct ram_save *rs, struct mig_error **errp)
 		;
 	if (!ret && !rs->o.flush_each_section)
 		ret = multifd_flush_and_sync(rs, true);
+	if (!ret && rs->o.file && ram_save_file_finish(rs->o.file, errp))
+		return -EIO;
 	if (!ret)
 		ret = end_section(rs);
 	return ret ? io_error(ret, errp) : 0;

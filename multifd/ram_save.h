@@ -18,6 +18,7 @@ struct mfd_send;
 struct mig_counters;
 struct vms_opts;
 struct ram_save;
+struct ram_save_file;
 
 enum ram_zero_detect {
 	RAM_ZERO_NONE,	  /* zero pages are sent as normal pages */
@@ -27,7 +28,9 @@ enum ram_zero_detect {
 
 struct ram_save_opts {
 	const struct vms_opts *vms;
-	struct mfd_send *mfd;	 /* NULL: single stream */
+	struct mfd_send *mfd; /* NULL: single stream */
+	/* mapped-ram: pages go to fixed file offsets (mfd must be NULL) */
+	struct ram_save_file *file;
 	bool flush_each_section; /* multifd-flush-after-each-section */
 	enum ram_zero_detect zero;
 };
@@ -53,6 +56,9 @@ int ram_save_complete(struct ram_save *rs, struct mig_error **errp);
 /* Pulls the dirty log into the migration bitmap (a "dirty sync"):
  * returns the pages newly dirtied. Bumps dirty-sync-count. */
 uint64_t ram_save_sync(struct ram_save *rs);
+/* Pages a sync now would newly add (dirty in the guest's log, not
+ * pending), counted without consuming the log: for live statistics. */
+uint64_t ram_save_peek_fresh(const struct ram_save *rs);
 /* Pages still to send. */
 uint64_t ram_save_pending_pages(const struct ram_save *rs);
 /* Stops dirty logging (end of migration, any outcome). */

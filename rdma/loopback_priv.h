@@ -68,8 +68,8 @@ struct lb_id {
 	struct lb_id *next; /* fab->ids */
 	void *context;
 	enum lb_id_state state;
-	bool passive;	   /* created by a CONNECT_REQUEST */
-	struct lb_id *peer;  /* the other end while connecting/connected */
+	bool passive;		/* created by a CONNECT_REQUEST */
+	struct lb_id *peer;	/* the other end while connecting/connected */
 	struct lb_id *listener; /* passive ids: who got the request */
 	struct lb_qp *qp;
 	char host[64];

@@ -39,10 +39,18 @@ static uint64_t get_be64(const uint8_t *p)
 const char *rproto_type_name(uint32_t type)
 {
 	static const char *const names[RPROTO_TYPE_COUNT] = {
-		"NONE", "ERROR", "READY", "QEMU FILE",
-		"RAM BLOCKS REQUEST", "RAM BLOCKS RESULT", "COMPRESS",
-		"REGISTER REQUEST", "REGISTER RESULT", "REGISTER FINISHED",
-		"UNREGISTER REQUEST", "UNREGISTER FINISHED",
+		"NONE",
+		"ERROR",
+		"READY",
+		"QEMU FILE",
+		"RAM BLOCKS REQUEST",
+		"RAM BLOCKS RESULT",
+		"COMPRESS",
+		"REGISTER REQUEST",
+		"REGISTER RESULT",
+		"REGISTER FINISHED",
+		"UNREGISTER REQUEST",
+		"UNREGISTER FINISHED",
 	};
 
 	return type < RPROTO_TYPE_COUNT ? names[type] : "??BAD CONTROL VALUE??";
@@ -63,8 +71,10 @@ int rproto_header_decode(const uint8_t *buf, size_t byte_len,
 			 struct rproto_header *h, struct mig_error **errp)
 {
 	if (byte_len < RPROTO_HEADER_SIZE) {
-		mig_error_setg(errp, "Malformed length: control message of "
-				     "%zu bytes has no header", byte_len);
+		mig_error_setg(errp,
+			       "Malformed length: control message of "
+			       "%zu bytes has no header",
+			       byte_len);
 		return -EINVAL;
 	}
 	h->len = get_be32(buf);
@@ -75,18 +85,21 @@ int rproto_header_decode(const uint8_t *buf, size_t byte_len,
 		return -EINVAL;
 	}
 	if (RPROTO_HEADER_SIZE + (size_t)h->len != byte_len) {
-		mig_error_setg(errp, "Malformed length: %" PRIu32
-				     " byte_len %zu", h->len, byte_len);
+		mig_error_setg(errp,
+			       "Malformed length: %" PRIu32 " byte_len %zu",
+			       h->len, byte_len);
 		return -EINVAL;
 	}
 	if (h->type >= RPROTO_TYPE_COUNT) {
-		mig_error_setg(errp, "Unknown control message %s (%" PRIu32
-				     ")", rproto_type_name(h->type), h->type);
+		mig_error_setg(errp, "Unknown control message %s (%" PRIu32 ")",
+			       rproto_type_name(h->type), h->type);
 		return -EIO;
 	}
 	if (h->repeat > RPROTO_MAX_COMMANDS) {
-		mig_error_setg(errp, "rdma: Too many requests in this message "
-				     "(%" PRIu32 ").Bailing.", h->repeat);
+		mig_error_setg(errp,
+			       "rdma: Too many requests in this message "
+			       "(%" PRIu32 ").Bailing.",
+			       h->repeat);
 		return -EIO;
 	}
 	return 0;
@@ -101,9 +114,10 @@ int rproto_expect(const struct rproto_header *h, uint32_t expecting,
 		return 0;
 	if (h->type == expecting && h->type != RPROTO_ERROR)
 		return 0;
-	mig_error_setg(errp, "Was expecting a %s (%" PRIu32 ") control "
-			     "message, but got: %s (%" PRIu32 "), length: %"
-			     PRIu32, rproto_type_name(expecting), expecting,
+	mig_error_setg(errp,
+		       "Was expecting a %s (%" PRIu32 ") control "
+		       "message, but got: %s (%" PRIu32 "), length: %" PRIu32,
+		       rproto_type_name(expecting), expecting,
 		       rproto_type_name(h->type), h->type, h->len);
 	return -EIO;
 }
@@ -121,16 +135,19 @@ int rproto_caps_decode(const uint8_t *buf, size_t len, struct rproto_caps *c,
 		       struct mig_error **errp)
 {
 	if (len < RPROTO_CAPS_SIZE) {
-		mig_error_setg(errp, "RDMA ERROR: connection request carries "
-				     "%zu bytes of capabilities, need %d",
+		mig_error_setg(errp,
+			       "RDMA ERROR: connection request carries "
+			       "%zu bytes of capabilities, need %d",
 			       len, RPROTO_CAPS_SIZE);
 		return -EINVAL;
 	}
 	c->version = get_be32(buf);
 	c->flags = get_be32(buf + 4) & RPROTO_KNOWN_CAPS;
 	if (c->version < 1 || c->version > RPROTO_VERSION) {
-		mig_error_setg(errp, "Unknown source RDMA version: %" PRIu32
-				     ", bailing...", c->version);
+		mig_error_setg(errp,
+			       "Unknown source RDMA version: %" PRIu32
+			       ", bailing...",
+			       c->version);
 		return -EINVAL;
 	}
 	return 0;
@@ -151,18 +168,19 @@ void rproto_dest_block_encode(const struct rproto_dest_block *b,
 int rproto_dest_blocks_decode(const uint8_t *data,
 			      const struct rproto_header *h,
 			      const struct rproto_block *local,
-			      uint32_t nb_local,
-			      struct rproto_dest_block *out,
+			      uint32_t nb_local, struct rproto_dest_block *out,
 			      struct mig_error **errp)
 {
 	uint32_t nb = h->len / RPROTO_DEST_BLOCK_SIZE;
 
 	if (h->len % RPROTO_DEST_BLOCK_SIZE || nb != nb_local) {
-		mig_error_setg(errp, "RDMA ERROR: ram blocks mismatch (Number "
-				     "of blocks %" PRIu32 " vs %" PRIu32 ") Your "
-				     "QEMU command line parameters are probably "
-				     "not identical on both the source and "
-				     "destination.", nb_local, nb);
+		mig_error_setg(errp,
+			       "RDMA ERROR: ram blocks mismatch (Number "
+			       "of blocks %" PRIu32 " vs %" PRIu32 ") Your "
+			       "QEMU command line parameters are probably "
+			       "not identical on both the source and "
+			       "destination.",
+			       nb_local, nb);
 		return -EINVAL;
 	}
 	for (uint32_t i = 0; i < nb; i++) {
@@ -173,15 +191,18 @@ int rproto_dest_blocks_decode(const uint8_t *data,
 		out[i].length = get_be64(p + 16);
 		out[i].remote_rkey = get_be32(p + 24);
 		if (out[i].length != local[i].length) {
-			mig_error_setg(errp, "RDMA ERROR: Block %s/%" PRIu32
-					     " has a different length %" PRIu64
-					     "vs %" PRIu64, local[i].name, i,
-				       local[i].length, out[i].length);
+			mig_error_setg(errp,
+				       "RDMA ERROR: Block %s/%" PRIu32
+				       " has a different length %" PRIu64
+				       "vs %" PRIu64,
+				       local[i].name, i, local[i].length,
+				       out[i].length);
 			return -EINVAL;
 		}
 		if (out[i].remote_host_addr > UINT64_MAX - out[i].length) {
-			mig_error_setg(errp, "RDMA ERROR: Block %s/%" PRIu32
-					     " wraps the address space",
+			mig_error_setg(errp,
+				       "RDMA ERROR: Block %s/%" PRIu32
+				       " wraps the address space",
 				       local[i].name, i);
 			return -EINVAL;
 		}
@@ -189,7 +210,8 @@ int rproto_dest_blocks_decode(const uint8_t *data,
 	return 0;
 }
 
-/* --- COMPRESS -------------------------------------------------------------- */
+/* --- COMPRESS --------------------------------------------------------------
+ */
 
 void rproto_compress_encode(const struct rproto_compress *c,
 			    uint8_t out[RPROTO_COMPRESS_SIZE])
@@ -210,13 +232,13 @@ static bool rproto_in_block(const struct rproto_block *b, uint64_t off,
 
 int rproto_compress_decode(const uint8_t *data, const struct rproto_header *h,
 			   const struct rproto_block *blocks, uint32_t nb,
-			   struct rproto_compress *out,
-			   struct mig_error **errp)
+			   struct rproto_compress *out, struct mig_error **errp)
 {
 	if (h->len < RPROTO_COMPRESS_SIZE) {
-		mig_error_setg(errp, "rdma: 'compress' message of %" PRIu32
-				     " bytes, need %d", h->len,
-			       RPROTO_COMPRESS_SIZE);
+		mig_error_setg(errp,
+			       "rdma: 'compress' message of %" PRIu32
+			       " bytes, need %d",
+			       h->len, RPROTO_COMPRESS_SIZE);
 		return -EIO;
 	}
 	out->value = get_be32(data);
@@ -224,14 +246,17 @@ int rproto_compress_decode(const uint8_t *data, const struct rproto_header *h,
 	out->offset = get_be64(data + 8);
 	out->length = get_be64(data + 16);
 	if (out->block_idx >= nb) {
-		mig_error_setg(errp, "rdma: 'compress' bad block index %" PRIu32
-				     " (vs %" PRIu32 ")", out->block_idx, nb);
+		mig_error_setg(errp,
+			       "rdma: 'compress' bad block index %" PRIu32
+			       " (vs %" PRIu32 ")",
+			       out->block_idx, nb);
 		return -EIO;
 	}
 	if (!rproto_in_block(&blocks[out->block_idx], out->offset,
 			     out->length)) {
-		mig_error_setg(errp, "rdma: 'compress' range offset: %" PRIx64
-				     " length: %" PRIx64 " outside block %s",
+		mig_error_setg(errp,
+			       "rdma: 'compress' range offset: %" PRIx64
+			       " length: %" PRIx64 " outside block %s",
 			       out->offset, out->length,
 			       blocks[out->block_idx].name);
 		return -ERANGE;
@@ -239,7 +264,8 @@ int rproto_compress_decode(const uint8_t *data, const struct rproto_header *h,
 	return 0;
 }
 
-/* --- REGISTER_REQUEST / REGISTER_RESULT -------------------------------------- */
+/* --- REGISTER_REQUEST / REGISTER_RESULT --------------------------------------
+ */
 
 void rproto_register_encode(const struct rproto_register *r,
 			    uint8_t out[RPROTO_REGISTER_SIZE])
@@ -258,15 +284,18 @@ static int rproto_register_chunk(const struct rproto_register *r,
 	if (!b->is_ram_block) {
 		*chunk = r->key;
 		if (*chunk >= rproto_nb_chunks(b->length)) {
-			mig_error_setg(errp, "rdma: bad chunk for block %s "
-					     "chunk: %" PRIx64, b->name, r->key);
+			mig_error_setg(errp,
+				       "rdma: bad chunk for block %s "
+				       "chunk: %" PRIx64,
+				       b->name, r->key);
 			return -ERANGE;
 		}
 		return 0;
 	}
 	if (b->offset > r->key || r->key - b->offset >= b->length) {
-		mig_error_setg(errp, "rdma: bad register address for block %s "
-				     "offset: %" PRIx64 " current_addr: %" PRIx64,
+		mig_error_setg(errp,
+			       "rdma: bad register address for block %s "
+			       "offset: %" PRIx64 " current_addr: %" PRIx64,
 			       b->name, b->offset, r->key);
 		return -ERANGE;
 	}
@@ -275,16 +304,18 @@ static int rproto_register_chunk(const struct rproto_register *r,
 }
 
 static int rproto_register_check(const struct rproto_register *r,
-				 const struct rproto_block *blocks,
-				 uint32_t nb, struct mig_error **errp)
+				 const struct rproto_block *blocks, uint32_t nb,
+				 struct mig_error **errp)
 {
 	const struct rproto_block *b;
 	uint64_t chunk;
 	int ret;
 
 	if (r->current_index >= nb) {
-		mig_error_setg(errp, "rdma: 'register' bad block index %" PRIu32
-				     " (vs %" PRIu32 ")", r->current_index, nb);
+		mig_error_setg(errp,
+			       "rdma: 'register' bad block index %" PRIu32
+			       " (vs %" PRIu32 ")",
+			       r->current_index, nb);
 		return -ENOENT;
 	}
 	b = &blocks[r->current_index];
@@ -292,8 +323,9 @@ static int rproto_register_check(const struct rproto_register *r,
 	if (ret)
 		return ret;
 	if (r->chunks >= rproto_nb_chunks(b->length) - chunk) {
-		mig_error_setg(errp, "rdma: bad chunk count for block %s "
-				     "chunk: %" PRIx64 " chunks: %" PRIx64,
+		mig_error_setg(errp,
+			       "rdma: bad chunk count for block %s "
+			       "chunk: %" PRIx64 " chunks: %" PRIx64,
 			       b->name, chunk, r->chunks);
 		return -ERANGE;
 	}
@@ -307,8 +339,9 @@ int rproto_register_decode(const uint8_t *data, const struct rproto_header *h,
 {
 	if (h->repeat > max_out ||
 	    (uint64_t)h->repeat * RPROTO_REGISTER_SIZE > h->len) {
-		mig_error_setg(errp, "rdma: 'register' message of %" PRIu32
-				     " bytes cannot hold %" PRIu32 " requests",
+		mig_error_setg(errp,
+			       "rdma: 'register' message of %" PRIu32
+			       " bytes cannot hold %" PRIu32 " requests",
 			       h->len, h->repeat);
 		return -EIO;
 	}
@@ -343,8 +376,9 @@ int rproto_register_result_decode(const uint8_t *data,
 
 	if (i >= h->repeat ||
 	    (uint64_t)(i + 1) * RPROTO_REGISTER_RESULT_SIZE > h->len) {
-		mig_error_setg(errp, "rdma: 'register result' message of %"
-				     PRIu32 " bytes has no entry %" PRIu32,
+		mig_error_setg(errp,
+			       "rdma: 'register result' message of %" PRIu32
+			       " bytes has no entry %" PRIu32,
 			       h->len, i);
 		return -EIO;
 	}
@@ -378,9 +412,8 @@ void rproto_chunk_range(uint64_t block_len, uint64_t first, uint64_t extra,
 		*end = block_len;
 }
 
-bool rproto_can_merge(int cur_idx, uint64_t cur_off, uint64_t cur_len,
-		      int idx, uint64_t off, uint64_t len,
-		      uint64_t block_len)
+bool rproto_can_merge(int cur_idx, uint64_t cur_off, uint64_t cur_len, int idx,
+		      uint64_t off, uint64_t len, uint64_t block_len)
 {
 	uint64_t chunk_end;
 

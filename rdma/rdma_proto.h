@@ -129,8 +129,7 @@ void rproto_dest_block_encode(const struct rproto_dest_block *b,
 int rproto_dest_blocks_decode(const uint8_t *data,
 			      const struct rproto_header *h,
 			      const struct rproto_block *local,
-			      uint32_t nb_local,
-			      struct rproto_dest_block *out,
+			      uint32_t nb_local, struct rproto_dest_block *out,
 			      struct mig_error **errp);
 
 void rproto_compress_encode(const struct rproto_compress *c,
@@ -186,9 +185,8 @@ void rproto_chunk_range(uint64_t block_len, uint64_t first, uint64_t extra,
 /* Whether a page run [off, off + len) of block index idx extends the
  * pending merged write (cur_*) without leaving its chunk or the block
  * (QEMU's rule); the caller also flushes at RPROTO_MERGE_MAX. */
-bool rproto_can_merge(int cur_idx, uint64_t cur_off, uint64_t cur_len,
-		      int idx, uint64_t off, uint64_t len,
-		      uint64_t block_len);
+bool rproto_can_merge(int cur_idx, uint64_t cur_off, uint64_t cur_len, int idx,
+		      uint64_t off, uint64_t len, uint64_t block_len);
 
 /* Work request ids: type in bits 0-15, block in 16-29, chunk in 30-63. */
 uint64_t rproto_wrid(uint32_t type, uint32_t block, uint64_t chunk);

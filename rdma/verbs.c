@@ -23,8 +23,8 @@ static int64_t rv_now_ms(void)
 static int rv_poll_once(int fd, int cancel_fd, int ms)
 {
 	struct pollfd pfd[2] = {
-		{ .fd = fd, .events = POLLIN },
-		{ .fd = cancel_fd, .events = POLLIN },
+		{.fd = fd, .events = POLLIN},
+		{.fd = cancel_fd, .events = POLLIN},
 	};
 	int n = poll(pfd, cancel_fd >= 0 ? 2 : 1, ms);
 
@@ -127,17 +127,28 @@ int rv_wait_wc(struct rv_fabric *fab, struct rv_comp_channel *cc,
 const char *rv_wc_status_str(enum rv_wc_status status)
 {
 	switch (status) {
-	case RV_WC_SUCCESS: return "success";
-	case RV_WC_LOC_LEN_ERR: return "local length error";
-	case RV_WC_LOC_QP_OP_ERR: return "local QP operation error";
-	case RV_WC_LOC_PROT_ERR: return "local protection error";
-	case RV_WC_WR_FLUSH_ERR: return "Work Request Flushed Error";
-	case RV_WC_REM_INV_REQ_ERR: return "remote invalid request error";
-	case RV_WC_REM_ACCESS_ERR: return "remote access error";
-	case RV_WC_REM_OP_ERR: return "remote operation error";
-	case RV_WC_RETRY_EXC_ERR: return "transport retry counter exceeded";
-	case RV_WC_RNR_RETRY_EXC_ERR: return "RNR retry counter exceeded";
-	case RV_WC_GENERAL_ERR: return "general error";
+	case RV_WC_SUCCESS:
+		return "success";
+	case RV_WC_LOC_LEN_ERR:
+		return "local length error";
+	case RV_WC_LOC_QP_OP_ERR:
+		return "local QP operation error";
+	case RV_WC_LOC_PROT_ERR:
+		return "local protection error";
+	case RV_WC_WR_FLUSH_ERR:
+		return "Work Request Flushed Error";
+	case RV_WC_REM_INV_REQ_ERR:
+		return "remote invalid request error";
+	case RV_WC_REM_ACCESS_ERR:
+		return "remote access error";
+	case RV_WC_REM_OP_ERR:
+		return "remote operation error";
+	case RV_WC_RETRY_EXC_ERR:
+		return "transport retry counter exceeded";
+	case RV_WC_RNR_RETRY_EXC_ERR:
+		return "RNR retry counter exceeded";
+	case RV_WC_GENERAL_ERR:
+		return "general error";
 	}
 	return "unknown";
 }

@@ -70,8 +70,8 @@ enum rv_cm_event_type {
  * backend (no event object crosses the seam, so none can leak). */
 struct rv_cm_event {
 	enum rv_cm_event_type type;
-	int status;		   /* the event's status (reject reason, -errno) */
-	struct rv_cm_id *id;	   /* the new id on CONNECT_REQUEST */
+	int status;	     /* the event's status (reject reason, -errno) */
+	struct rv_cm_id *id; /* the new id on CONNECT_REQUEST */
 	struct rv_cm_id *listen_id; /* the listener, on CONNECT_REQUEST */
 	uint8_t private_data[RV_PRIVATE_DATA_MAX];
 	uint8_t private_data_len;
@@ -86,8 +86,13 @@ struct rv_conn_param {
 	uint8_t rnr_retry_count; /* 0..6, or RV_RNR_RETRY_INFINITE */
 };
 
-enum rv_qp_state { RV_QPS_RESET, RV_QPS_INIT, RV_QPS_RTR, RV_QPS_RTS,
-		   RV_QPS_ERR };
+enum rv_qp_state {
+	RV_QPS_RESET,
+	RV_QPS_INIT,
+	RV_QPS_RTR,
+	RV_QPS_RTS,
+	RV_QPS_ERR
+};
 
 struct rv_qp_init_attr {
 	struct rv_cq *send_cq;

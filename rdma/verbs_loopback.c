@@ -80,8 +80,8 @@ struct lb_evnode *lb_evq_pop(struct lb_evq *q)
 
 /* Queues a CM event for id (lock held). Allocation failure drops the event,
  * which the waiter sees as a timeout: bounded either way. */
-static void lb_cm_push(struct lb_id *id, enum rv_cm_event_type type,
-		       int status, const void *data, size_t len, size_t pad)
+static void lb_cm_push(struct lb_id *id, enum rv_cm_event_type type, int status,
+		       const void *data, size_t len, size_t pad)
 {
 	struct lb_evnode *n = calloc(1, sizeof(*n));
 
@@ -233,8 +233,7 @@ static int lb_event_channel_fd(struct rv_event_channel *c)
 	return LB_CH(c)->q.efd;
 }
 
-static int lb_get_cm_event(struct rv_event_channel *c,
-			   struct rv_cm_event *ev)
+static int lb_get_cm_event(struct rv_event_channel *c, struct rv_cm_event *ev)
 {
 	struct lb_event_channel *ch = LB_CH(c);
 	struct lb_evnode *n;
@@ -267,8 +266,8 @@ static struct lb_id *lb_id_new(struct lb_event_channel *ch, void *context)
 	return id;
 }
 
-static struct rv_cm_id *lb_create_id(struct rv_event_channel *c,
-				     void *context, int *err)
+static struct rv_cm_id *lb_create_id(struct rv_event_channel *c, void *context,
+				     int *err)
 {
 	struct lb_event_channel *ch = LB_CH(c);
 	struct lb_id *id;
@@ -400,8 +399,8 @@ static int lb_listen(struct rv_cm_id *i, const char *host, uint16_t port,
 	return ret;
 }
 
-static int lb_resolve_addr(struct rv_cm_id *i, const char *host,
-			   uint16_t port, int timeout_ms)
+static int lb_resolve_addr(struct rv_cm_id *i, const char *host, uint16_t port,
+			   int timeout_ms)
 {
 	struct lb_id *id = LB_ID(i);
 	struct lb_fabric *fab = id->fab;
@@ -500,8 +499,8 @@ static int lb_connect(struct rv_cm_id *i, const struct rv_conn_param *p)
 	} else if (!l || fab->refused_port == id->port ||
 		   l->pending >= l->backlog) {
 		id->state = LB_ID_REJECTED;
-		lb_cm_push(id, RV_CM_REJECTED, LB_REJ_INVALID_SERVICE_ID,
-			   NULL, 0, 0);
+		lb_cm_push(id, RV_CM_REJECTED, LB_REJ_INVALID_SERVICE_ID, NULL,
+			   0, 0);
 	} else {
 		ret = lb_deliver_request(id, l, p);
 	}
@@ -567,8 +566,8 @@ static int lb_reject(struct rv_cm_id *i, const void *data, uint8_t len)
 		ret = -EINVAL;
 	} else {
 		if (act) {
-			lb_cm_push(act, RV_CM_REJECTED,
-				   LB_REJ_CONSUMER_DEFINED, data, len, len);
+			lb_cm_push(act, RV_CM_REJECTED, LB_REJ_CONSUMER_DEFINED,
+				   data, len, len);
 			act->state = LB_ID_REJECTED;
 			act->peer = NULL;
 		}

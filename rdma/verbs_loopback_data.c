@@ -86,10 +86,11 @@ struct rv_mr *lb_reg_mr(struct rv_pd *p, void *addr, size_t len, int access,
 	pthread_mutex_lock(&fab->lock);
 	ret = lb_take_fault(&fab->fail_reg_in, fab->fail_reg_err);
 	if (!ret) {
-		mr->base = (struct rv_mr){ .addr = addr, .length = len,
-					   .lkey = fab->next_key++,
-					   .rkey = fab->next_key++,
-					   .access = access };
+		mr->base = (struct rv_mr){.addr = addr,
+					  .length = len,
+					  .lkey = fab->next_key++,
+					  .rkey = fab->next_key++,
+					  .access = access};
 		mr->pd = pd;
 		mr->next = fab->mrs;
 		fab->mrs = mr;
@@ -269,7 +270,7 @@ struct rv_cq *lb_create_cq(struct rv_cm_id *i, int cqe,
 /* Drops cq's pending events from its channel (lock held). */
 static void lb_cc_forget(struct lb_cc *cc, struct lb_cq *cq)
 {
-	struct lb_evq keep = { .efd = cc->q.efd };
+	struct lb_evq keep = {.efd = cc->q.efd};
 	struct lb_evnode *n;
 	uint64_t v;
 
@@ -324,8 +325,9 @@ int lb_destroy_cq(struct rv_cq *c)
 static void lb_cq_notify(struct lb_cq *cq)
 {
 	struct lb_evnode *n;
-	bool ready = cq->overflow ||
-		     (cq->count && cq->ring[cq->head].visible_at <= lb_now_ms());
+	bool ready =
+		cq->overflow ||
+		(cq->count && cq->ring[cq->head].visible_at <= lb_now_ms());
 
 	if (!cq->armed || !cq->cc || !ready)
 		return;
@@ -556,8 +558,8 @@ static void lb_send_done(struct lb_qp *qp, struct lb_swr *s,
 	struct rv_wc wc = {
 		.wr_id = s->wr.wr_id,
 		.status = st,
-		.opcode = s->wr.opcode == RV_WR_SEND ? RV_WC_SEND :
-						       RV_WC_RDMA_WRITE,
+		.opcode = s->wr.opcode == RV_WR_SEND ? RV_WC_SEND
+						     : RV_WC_RDMA_WRITE,
 		.qp = (struct rv_qp *)qp,
 	};
 
@@ -571,8 +573,11 @@ static void lb_recv_done(struct lb_qp *qp, enum rv_wc_status st,
 			 const struct lb_swr *s)
 {
 	struct lb_rwr *r = &qp->rq[qp->rq_head];
-	struct rv_wc wc = { .wr_id = r->wr.wr_id, .status = st, .opcode = op,
-			    .byte_len = len, .qp = (struct rv_qp *)qp };
+	struct rv_wc wc = {.wr_id = r->wr.wr_id,
+			   .status = st,
+			   .opcode = op,
+			   .byte_len = len,
+			   .qp = (struct rv_qp *)qp};
 
 	if (s && op == RV_WC_RECV_RDMA_WITH_IMM) {
 		wc.imm_data = s->wr.imm_data;
@@ -606,8 +611,8 @@ static int lb_rnr(struct lb_qp *qp, struct lb_swr *s)
 	if (qp->rnr_retry >= RV_RNR_RETRY_INFINITE)
 		return LB_BLOCKED;
 	if (!s->rnr_deadline)
-		s->rnr_deadline = now + (int64_t)qp->rnr_retry *
-						qp->fab->rnr_delay_ms;
+		s->rnr_deadline =
+			now + (int64_t)qp->rnr_retry * qp->fab->rnr_delay_ms;
 	return now >= s->rnr_deadline ? RV_WC_RNR_RETRY_EXC_ERR : LB_BLOCKED;
 }
 
@@ -639,11 +644,11 @@ static int lb_write(struct lb_qp *qp, struct lb_qp *peer, struct lb_swr *s,
 		    uint64_t len)
 {
 	bool imm = s->wr.opcode == RV_WR_RDMA_WRITE_WITH_IMM;
-	struct rv_sge dst = { .addr = s->wr.remote_addr,
-			      .length = (uint32_t)len };
+	struct rv_sge dst = {.addr = s->wr.remote_addr,
+			     .length = (uint32_t)len};
 
-	if (!lb_find_mr(qp->fab, peer->pd, s->wr.rkey, true,
-			s->wr.remote_addr, len, RV_ACCESS_REMOTE_WRITE))
+	if (!lb_find_mr(qp->fab, peer->pd, s->wr.rkey, true, s->wr.remote_addr,
+			len, RV_ACCESS_REMOTE_WRITE))
 		return RV_WC_REM_ACCESS_ERR;
 	if (imm && !peer->rq_count)
 		return lb_rnr(qp, s);
@@ -676,8 +681,8 @@ void lb_qp_progress(struct lb_qp *qp)
 {
 	while (qp->sq_count) {
 		struct lb_swr *s = &qp->sq[qp->sq_head];
-		int st = qp->state == RV_QPS_ERR ? RV_WC_WR_FLUSH_ERR :
-						   lb_execute(qp, s);
+		int st = qp->state == RV_QPS_ERR ? RV_WC_WR_FLUSH_ERR
+						 : lb_execute(qp, s);
 
 		if (st == LB_BLOCKED)
 			return;

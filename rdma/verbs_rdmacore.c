@@ -80,25 +80,37 @@ static int rc_event_channel_fd(struct rv_event_channel *ch)
 static enum rv_cm_event_type rc_event_type(enum rdma_cm_event_type t)
 {
 	switch (t) {
-	case RDMA_CM_EVENT_ADDR_RESOLVED: return RV_CM_ADDR_RESOLVED;
-	case RDMA_CM_EVENT_ADDR_ERROR: return RV_CM_ADDR_ERROR;
-	case RDMA_CM_EVENT_ROUTE_RESOLVED: return RV_CM_ROUTE_RESOLVED;
-	case RDMA_CM_EVENT_ROUTE_ERROR: return RV_CM_ROUTE_ERROR;
-	case RDMA_CM_EVENT_CONNECT_REQUEST: return RV_CM_CONNECT_REQUEST;
-	case RDMA_CM_EVENT_CONNECT_ERROR: return RV_CM_CONNECT_ERROR;
-	case RDMA_CM_EVENT_UNREACHABLE: return RV_CM_UNREACHABLE;
-	case RDMA_CM_EVENT_REJECTED: return RV_CM_REJECTED;
-	case RDMA_CM_EVENT_ESTABLISHED: return RV_CM_ESTABLISHED;
-	case RDMA_CM_EVENT_DISCONNECTED: return RV_CM_DISCONNECTED;
-	case RDMA_CM_EVENT_DEVICE_REMOVAL: return RV_CM_DEVICE_REMOVAL;
-	case RDMA_CM_EVENT_TIMEWAIT_EXIT: return RV_CM_TIMEWAIT_EXIT;
-	default: return RV_CM_OTHER;
+	case RDMA_CM_EVENT_ADDR_RESOLVED:
+		return RV_CM_ADDR_RESOLVED;
+	case RDMA_CM_EVENT_ADDR_ERROR:
+		return RV_CM_ADDR_ERROR;
+	case RDMA_CM_EVENT_ROUTE_RESOLVED:
+		return RV_CM_ROUTE_RESOLVED;
+	case RDMA_CM_EVENT_ROUTE_ERROR:
+		return RV_CM_ROUTE_ERROR;
+	case RDMA_CM_EVENT_CONNECT_REQUEST:
+		return RV_CM_CONNECT_REQUEST;
+	case RDMA_CM_EVENT_CONNECT_ERROR:
+		return RV_CM_CONNECT_ERROR;
+	case RDMA_CM_EVENT_UNREACHABLE:
+		return RV_CM_UNREACHABLE;
+	case RDMA_CM_EVENT_REJECTED:
+		return RV_CM_REJECTED;
+	case RDMA_CM_EVENT_ESTABLISHED:
+		return RV_CM_ESTABLISHED;
+	case RDMA_CM_EVENT_DISCONNECTED:
+		return RV_CM_DISCONNECTED;
+	case RDMA_CM_EVENT_DEVICE_REMOVAL:
+		return RV_CM_DEVICE_REMOVAL;
+	case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+		return RV_CM_TIMEWAIT_EXIT;
+	default:
+		return RV_CM_OTHER;
 	}
 }
 
 /* Copies the event out and acknowledges it at once. */
-static int rc_get_cm_event(struct rv_event_channel *ch,
-			   struct rv_cm_event *ev)
+static int rc_get_cm_event(struct rv_event_channel *ch, struct rv_cm_event *ev)
 {
 	struct rdma_cm_event *e;
 	size_t len;
@@ -121,8 +133,8 @@ static int rc_get_cm_event(struct rv_event_channel *ch,
 	return 0;
 }
 
-static struct rv_cm_id *rc_create_id(struct rv_event_channel *ch,
-				     void *context, int *err)
+static struct rv_cm_id *rc_create_id(struct rv_event_channel *ch, void *context,
+				     int *err)
 {
 	struct rdma_cm_id *id;
 
@@ -152,14 +164,13 @@ static void rc_set_id_context(struct rv_cm_id *id, void *context)
 static int rc_getaddrinfo(const char *host, uint16_t port, bool passive,
 			  struct rdma_addrinfo **res)
 {
-	struct rdma_addrinfo hints = { .ai_port_space = RDMA_PS_TCP };
+	struct rdma_addrinfo hints = {.ai_port_space = RDMA_PS_TCP};
 	char service[8];
 
 	if (passive)
 		hints.ai_flags = RAI_PASSIVE;
 	snprintf(service, sizeof(service), "%u", (unsigned int)port);
-	if (rdma_getaddrinfo(host && *host ? host : NULL, service, &hints,
-			     res))
+	if (rdma_getaddrinfo(host && *host ? host : NULL, service, &hints, res))
 		return errno ? -errno : -EHOSTUNREACH;
 	return 0;
 }
@@ -179,8 +190,8 @@ static int rc_listen(struct rv_cm_id *id, const char *host, uint16_t port,
 	return rc_errno(rdma_listen(RC_ID(id), backlog));
 }
 
-static int rc_resolve_addr(struct rv_cm_id *id, const char *host,
-			   uint16_t port, int timeout_ms)
+static int rc_resolve_addr(struct rv_cm_id *id, const char *host, uint16_t port,
+			   int timeout_ms)
 {
 	struct rdma_addrinfo *res, *e;
 	int ret = rc_getaddrinfo(host, port, false, &res);
@@ -278,9 +289,11 @@ static struct rv_mr *rc_reg_mr(struct rv_pd *pd, void *addr, size_t len,
 		free(m);
 		return NULL;
 	}
-	m->base = (struct rv_mr){ .addr = addr, .length = len,
-				  .lkey = m->mr->lkey, .rkey = m->mr->rkey,
-				  .access = access };
+	m->base = (struct rv_mr){.addr = addr,
+				 .length = len,
+				 .lkey = m->mr->lkey,
+				 .rkey = m->mr->rkey,
+				 .access = access};
 	return &m->base;
 }
 
@@ -375,10 +388,10 @@ static struct rv_qp *rc_create_qp(struct rv_cm_id *id, struct rv_pd *pd,
 		.send_cq = RC_CQ(a->send_cq),
 		.recv_cq = RC_CQ(a->recv_cq),
 		.qp_type = IBV_QPT_RC,
-		.cap = { .max_send_wr = a->max_send_wr,
-			 .max_recv_wr = a->max_recv_wr,
-			 .max_send_sge = a->max_send_sge,
-			 .max_recv_sge = a->max_recv_sge },
+		.cap = {.max_send_wr = a->max_send_wr,
+			.max_recv_wr = a->max_recv_wr,
+			.max_send_sge = a->max_send_sge,
+			.max_recv_sge = a->max_recv_sge},
 	};
 
 	if (rdma_create_qp(RC_ID(id), RC_PD(pd), &attr)) {
@@ -396,7 +409,7 @@ static int rc_destroy_qp(struct rv_qp *qp)
 
 static int rc_modify_qp_state(struct rv_qp *qp, enum rv_qp_state state)
 {
-	struct ibv_qp_attr attr = { .qp_state = IBV_QPS_ERR };
+	struct ibv_qp_attr attr = {.qp_state = IBV_QPS_ERR};
 
 	if (state != RV_QPS_ERR)
 		return -EINVAL;
@@ -406,16 +419,18 @@ static int rc_modify_qp_state(struct rv_qp *qp, enum rv_qp_state state)
 static void rc_sges(const struct rv_sge *in, int n, struct ibv_sge *out)
 {
 	for (int i = 0; i < n; i++)
-		out[i] = (struct ibv_sge){ .addr = in[i].addr,
-					   .length = in[i].length,
-					   .lkey = in[i].lkey };
+		out[i] = (struct ibv_sge){.addr = in[i].addr,
+					  .length = in[i].length,
+					  .lkey = in[i].lkey};
 }
 
 static int rc_post_send(struct rv_qp *qp, const struct rv_send_wr *wr)
 {
 	struct ibv_sge sge[RV_MAX_SGE];
-	struct ibv_send_wr w = { .wr_id = wr->wr_id, .sg_list = sge,
-				 .num_sge = wr->num_sge }, *bad;
+	struct ibv_send_wr w = {.wr_id = wr->wr_id,
+				.sg_list = sge,
+				.num_sge = wr->num_sge},
+			   *bad;
 
 	if (wr->num_sge < 0 || wr->num_sge > RV_MAX_SGE)
 		return -EINVAL;
@@ -424,9 +439,9 @@ static int rc_post_send(struct rv_qp *qp, const struct rv_send_wr *wr)
 	if (wr->opcode == RV_WR_SEND) {
 		w.opcode = IBV_WR_SEND;
 	} else {
-		w.opcode = wr->opcode == RV_WR_RDMA_WRITE ?
-				   IBV_WR_RDMA_WRITE :
-				   IBV_WR_RDMA_WRITE_WITH_IMM;
+		w.opcode = wr->opcode == RV_WR_RDMA_WRITE
+				   ? IBV_WR_RDMA_WRITE
+				   : IBV_WR_RDMA_WRITE_WITH_IMM;
 		w.imm_data = htobe32(wr->imm_data);
 		w.wr.rdma.remote_addr = wr->remote_addr;
 		w.wr.rdma.rkey = wr->rkey;
@@ -437,8 +452,10 @@ static int rc_post_send(struct rv_qp *qp, const struct rv_send_wr *wr)
 static int rc_post_recv(struct rv_qp *qp, const struct rv_recv_wr *wr)
 {
 	struct ibv_sge sge[RV_MAX_SGE];
-	struct ibv_recv_wr w = { .wr_id = wr->wr_id, .sg_list = sge,
-				 .num_sge = wr->num_sge }, *bad;
+	struct ibv_recv_wr w = {.wr_id = wr->wr_id,
+				.sg_list = sge,
+				.num_sge = wr->num_sge},
+			   *bad;
 
 	if (wr->num_sge < 0 || wr->num_sge > RV_MAX_SGE)
 		return -EINVAL;
@@ -449,10 +466,14 @@ static int rc_post_recv(struct rv_qp *qp, const struct rv_recv_wr *wr)
 static enum rv_wc_opcode rc_wc_opcode(enum ibv_wc_opcode op)
 {
 	switch (op) {
-	case IBV_WC_RDMA_WRITE: return RV_WC_RDMA_WRITE;
-	case IBV_WC_RECV: return RV_WC_RECV;
-	case IBV_WC_RECV_RDMA_WITH_IMM: return RV_WC_RECV_RDMA_WITH_IMM;
-	default: return RV_WC_SEND;
+	case IBV_WC_RDMA_WRITE:
+		return RV_WC_RDMA_WRITE;
+	case IBV_WC_RECV:
+		return RV_WC_RECV;
+	case IBV_WC_RECV_RDMA_WITH_IMM:
+		return RV_WC_RECV_RDMA_WITH_IMM;
+	default:
+		return RV_WC_SEND;
 	}
 }
 

@@ -141,7 +141,8 @@ class Runner:
                 "mapped-ram": scen["mapped_ram"]}
         caps.update(scen["extra_caps"])
         src_caps = dict(caps, **{"zero-copy-send": scen["zero_copy"],
-                                 "auto-converge": scen["auto_converge"]})
+                                 "auto-converge": scen["auto_converge"],
+                                 "dirty-limit": scen["dirty_limit"] > 0})
         src_caps.update(scen["extra_caps"])
         common = {"multifd-compression": scen["compression"]}
         if scen["multifd"]:
@@ -155,6 +156,8 @@ class Runner:
                                      "downtime-limit": scen["downtime"]})
         if scen["auto_converge"]:
             src_params["cpu-throttle-increment"] = scen["auto_converge_step"]
+        if scen["dirty_limit"]:
+            src_params["vcpu-dirty-limit"] = scen["dirty_limit"]
         dst_params = dict(common)
         self._tls(src, dst, scen, src_params, dst_params)
         for peer, c, p in ((src, src_caps, src_params),

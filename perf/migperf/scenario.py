@@ -70,6 +70,8 @@ FIELDS = {
     "auto_converge": (_bool, False, "auto-converge capability"),
     "auto_converge_step": (int, 10, "cpu-throttle-increment with "
                            "auto-converge"),
+    "dirty_limit": (int, 0, "dirty-limit capability with this "
+                    "vcpu-dirty-limit, MB/s per vCPU (0 = off)"),
     "max_iters": (int, 30, "cancel after this many dirty syncs"),
     "max_time": (float, 300.0, "cancel after this many seconds"),
     "stopped": (_bool, False, "stop the source guest before migrate "

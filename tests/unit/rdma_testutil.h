@@ -51,8 +51,10 @@ static inline void rt_ep_verbs(struct rv_fabric *fab, struct rt_ep *ep,
 			       uint32_t sq, uint32_t rq, int cqe)
 {
 	const struct rv_ops *o = fab->ops;
-	struct rv_qp_init_attr a = { .max_send_wr = sq, .max_recv_wr = rq,
-				     .max_send_sge = 1, .max_recv_sge = 1 };
+	struct rv_qp_init_attr a = {.max_send_wr = sq,
+				    .max_recv_wr = rq,
+				    .max_send_sge = 1,
+				    .max_recv_sge = 1};
 	int err = 0;
 
 	ep->pd = o->alloc_pd(ep->id, &err);
@@ -88,14 +90,14 @@ static inline void rt_pair_prepare(struct rt_pair *p)
 	rt_expect_event(p->fab, p->cli.ch, RV_CM_ROUTE_RESOLVED, NULL);
 }
 
-static inline void rt_pair_connect(struct rt_pair *p, uint32_t sq,
-				   uint32_t rq, int cqe, uint8_t rnr)
+static inline void rt_pair_connect(struct rt_pair *p, uint32_t sq, uint32_t rq,
+				   int cqe, uint8_t rnr)
 {
 	const struct rv_ops *o;
-	uint8_t caps[8] = { 0, 0, 0, 1, 0, 0, 0, 1 };
-	struct rv_conn_param cp = { .private_data = caps,
-				    .private_data_len = sizeof(caps),
-				    .rnr_retry_count = rnr };
+	uint8_t caps[8] = {0, 0, 0, 1, 0, 0, 0, 1};
+	struct rv_conn_param cp = {.private_data = caps,
+				   .private_data_len = sizeof(caps),
+				   .rnr_retry_count = rnr};
 
 	rt_pair_prepare(p);
 	o = p->fab->ops;

@@ -28,8 +28,8 @@ static void rt_reg(struct rv_fabric *fab, struct rv_pd *pd, struct rt_buf *b,
 static int rt_post_recv(struct rv_fabric *fab, struct rv_qp *qp,
 			struct rt_buf *b, uint32_t len, uint64_t id)
 {
-	struct rv_sge sge = { (uintptr_t)b->data, len, b->mr->lkey };
-	struct rv_recv_wr wr = { .wr_id = id, .sg_list = &sge, .num_sge = 1 };
+	struct rv_sge sge = {(uintptr_t)b->data, len, b->mr->lkey};
+	struct rv_recv_wr wr = {.wr_id = id, .sg_list = &sge, .num_sge = 1};
 
 	return fab->ops->post_recv(qp, &wr);
 }
@@ -38,17 +38,20 @@ static int rt_post(struct rv_fabric *fab, struct rv_qp *qp,
 		   enum rv_wr_opcode op, struct rt_buf *b, uint32_t len,
 		   uint64_t raddr, uint32_t rkey, bool signaled, uint64_t id)
 {
-	struct rv_sge sge = { (uintptr_t)b->data, len, b->mr->lkey };
-	struct rv_send_wr wr = { .wr_id = id, .opcode = op, .sg_list = &sge,
-				 .num_sge = 1, .signaled = signaled,
-				 .remote_addr = raddr, .rkey = rkey,
-				 .imm_data = 0xabcd };
+	struct rv_sge sge = {(uintptr_t)b->data, len, b->mr->lkey};
+	struct rv_send_wr wr = {.wr_id = id,
+				.opcode = op,
+				.sg_list = &sge,
+				.num_sge = 1,
+				.signaled = signaled,
+				.remote_addr = raddr,
+				.rkey = rkey,
+				.imm_data = 0xabcd};
 
 	return fab->ops->post_send(qp, &wr);
 }
 
-static void rt_poll1(struct rv_fabric *fab, struct rt_ep *ep,
-		     struct rv_wc *wc)
+static void rt_poll1(struct rv_fabric *fab, struct rt_ep *ep, struct rv_wc *wc)
 {
 	assert_int_equal(rv_wait_wc(fab, ep->cc, ep->cq, wc, -1, 1000), 1);
 }
@@ -80,9 +83,8 @@ static void test_cm_sequence_private_data(void **state)
 
 static void test_cm_private_data_limits(void **state)
 {
-	uint8_t big[200] = { 0 };
-	struct rv_conn_param cp = { .private_data = big,
-				    .private_data_len = 57 };
+	uint8_t big[200] = {0};
+	struct rv_conn_param cp = {.private_data = big, .private_data_len = 57};
 	struct rt_pair p;
 
 	rt_pair_prepare(&p);
@@ -108,7 +110,7 @@ static void test_cm_private_data_limits(void **state)
 static void rt_connect_fails(void (*setup)(struct rt_pair *),
 			     enum rv_cm_event_type expect, int status)
 {
-	struct rv_conn_param cp = { 0 };
+	struct rv_conn_param cp = {0};
 	struct rv_cm_event ev;
 	struct rt_pair p;
 
@@ -134,7 +136,7 @@ static void rt_unreachable(struct rt_pair *p)
 static void rt_no_listener(struct rt_pair *p)
 {
 	assert_int_equal(p->fab->ops->destroy_id(p->lid), 0);
-	p->lid = p->fab->ops->create_id(p->lch, NULL, &(int){ 0 });
+	p->lid = p->fab->ops->create_id(p->lch, NULL, &(int){0});
 }
 
 static void test_cm_refused_unreachable(void **state)
@@ -148,8 +150,8 @@ static void test_cm_resolve_errors(void **state)
 {
 	struct rv_fabric *fab = rv_loop_create();
 	const struct rv_ops *o = fab->ops;
-	struct rv_event_channel *ch = o->create_event_channel(fab, &(int){ 0 });
-	struct rv_cm_id *id = o->create_id(ch, NULL, &(int){ 0 });
+	struct rv_event_channel *ch = o->create_event_channel(fab, &(int){0});
+	struct rv_cm_id *id = o->create_id(ch, NULL, &(int){0});
 	struct rv_cm_event ev;
 
 	assert_int_equal(o->resolve_addr(id, "", 1, 10), -EINVAL);
@@ -158,9 +160,9 @@ static void test_cm_resolve_errors(void **state)
 	rt_expect_event(fab, ch, RV_CM_ADDR_ERROR, &ev);
 	assert_int_equal(ev.status, -EHOSTUNREACH);
 	/* no device before an address: PD allocation fails */
-	assert_null(o->alloc_pd(id, &(int){ 0 }));
+	assert_null(o->alloc_pd(id, &(int){0}));
 	assert_int_equal(o->destroy_id(id), 0);
-	id = o->create_id(ch, NULL, &(int){ 0 });
+	id = o->create_id(ch, NULL, &(int){0});
 	rv_loop_set_resolve_fault(fab, RV_LOOP_ROUTE_ERROR);
 	assert_int_equal(o->resolve_addr(id, "host", 1, 10), 0);
 	rt_expect_event(fab, ch, RV_CM_ADDR_RESOLVED, NULL);
@@ -188,13 +190,14 @@ static void test_write_checks(void **state)
 
 	rt_pair_connect(&p, 8, 8, 64, 0);
 	rt_reg(p.fab, p.cli.pd, src, 0);
-	rt_reg(p.fab, p.srv.pd, dst, RV_ACCESS_LOCAL_WRITE |
-					     RV_ACCESS_REMOTE_WRITE);
+	rt_reg(p.fab, p.srv.pd, dst,
+	       RV_ACCESS_LOCAL_WRITE | RV_ACCESS_REMOTE_WRITE);
 	rt_reg(p.fab, p.srv.pd, ro, RV_ACCESS_LOCAL_WRITE);
 	d = (uintptr_t)dst->data;
 	memset(src->data, 0x5a, sizeof(src->data));
 	assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_RDMA_WRITE, src, 4096,
-				 d + 4096, dst->mr->rkey, true, 1), 0);
+				 d + 4096, dst->mr->rkey, true, 1),
+			 0);
 	rt_poll1(p.fab, &p.cli, &wc);
 	assert_int_equal(wc.status, RV_WC_SUCCESS);
 	assert_int_equal(wc.opcode, RV_WC_RDMA_WRITE);
@@ -202,9 +205,11 @@ static void test_write_checks(void **state)
 	assert_int_equal(dst->data[4095], 0);
 	/* one byte past the end: remote access error, then flush */
 	assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_RDMA_WRITE, src, 4096,
-				 d + 4097, dst->mr->rkey, false, 2), 0);
+				 d + 4097, dst->mr->rkey, false, 2),
+			 0);
 	assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_RDMA_WRITE, src, 1, d,
-				 dst->mr->rkey, false, 3), 0);
+				 dst->mr->rkey, false, 3),
+			 0);
 	rt_poll1(p.fab, &p.cli, &wc);
 	assert_int_equal(wc.status, RV_WC_REM_ACCESS_ERR);
 	assert_int_equal(wc.wr_id, 2);
@@ -227,9 +232,8 @@ static void test_write_keys_and_access(void **state)
 	struct rt_buf *src = calloc(1, sizeof(*src));
 	struct rt_buf *dst = calloc(1, sizeof(*dst));
 	struct rt_buf *ro = calloc(1, sizeof(*ro));
-	enum rv_wc_status want[3] = { RV_WC_REM_ACCESS_ERR,
-				      RV_WC_REM_ACCESS_ERR,
-				      RV_WC_LOC_PROT_ERR };
+	enum rv_wc_status want[3] = {RV_WC_REM_ACCESS_ERR, RV_WC_REM_ACCESS_ERR,
+				     RV_WC_LOC_PROT_ERR};
 
 	for (int i = 0; i < 3; i++) {
 		struct rt_pair p;
@@ -241,19 +245,22 @@ static void test_write_keys_and_access(void **state)
 		rt_reg(p.fab, p.cli.pd, src, 0);
 		rt_reg(p.fab, p.srv.pd, dst, RV_ACCESS_REMOTE_WRITE);
 		rt_reg(p.fab, p.srv.pd, ro, RV_ACCESS_LOCAL_WRITE);
-		rkey = i == 0 ? dst->mr->rkey + 100 :
-		       i == 1 ? ro->mr->rkey : dst->mr->rkey;
+		rkey = i == 0	? dst->mr->rkey + 100
+		       : i == 1 ? ro->mr->rkey
+				: dst->mr->rkey;
 		addr = i == 1 ? (uintptr_t)ro->data : (uintptr_t)dst->data;
 		if (i == 2)
 			src->mr->lkey ^= 0; /* use the remote MR's lkey */
 		{
-			struct rv_sge sge = { (uintptr_t)src->data, 8,
-					      i == 2 ? dst->mr->lkey :
-						       src->mr->lkey };
-			struct rv_send_wr wr = {
-				.opcode = RV_WR_RDMA_WRITE, .sg_list = &sge,
-				.num_sge = 1, .signaled = true,
-				.remote_addr = addr, .rkey = rkey };
+			struct rv_sge sge = {(uintptr_t)src->data, 8,
+					     i == 2 ? dst->mr->lkey
+						    : src->mr->lkey};
+			struct rv_send_wr wr = {.opcode = RV_WR_RDMA_WRITE,
+						.sg_list = &sge,
+						.num_sge = 1,
+						.signaled = true,
+						.remote_addr = addr,
+						.rkey = rkey};
 
 			assert_int_equal(p.fab->ops->post_send(p.cli.qp, &wr),
 					 0);
@@ -270,7 +277,8 @@ static void test_write_keys_and_access(void **state)
 	free(ro);
 }
 
-/* --- SEND/RECV, RNR ---------------------------------------------------------- */
+/* --- SEND/RECV, RNR ----------------------------------------------------------
+ */
 
 static void test_send_recv_and_len(void **state)
 {
@@ -283,8 +291,8 @@ static void test_send_recv_and_len(void **state)
 	rt_reg(p.fab, p.srv.pd, b, RV_ACCESS_LOCAL_WRITE);
 	memcpy(a->data, "hello", 5);
 	assert_int_equal(rt_post_recv(p.fab, p.srv.qp, b, 16, 7), 0);
-	assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 5, 0, 0,
-				 true, 1), 0);
+	assert_int_equal(
+		rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 5, 0, 0, true, 1), 0);
 	rt_poll1(p.fab, &p.srv, &wc);
 	assert_int_equal(wc.status, RV_WC_SUCCESS);
 	assert_int_equal(wc.opcode, RV_WC_RECV);
@@ -295,8 +303,8 @@ static void test_send_recv_and_len(void **state)
 	assert_int_equal(wc.opcode, RV_WC_SEND);
 	/* larger than the receive: both sides fail */
 	assert_int_equal(rt_post_recv(p.fab, p.srv.qp, b, 4, 8), 0);
-	assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 5, 0, 0,
-				 true, 2), 0);
+	assert_int_equal(
+		rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 5, 0, 0, true, 2), 0);
 	rt_poll1(p.fab, &p.srv, &wc);
 	assert_int_equal(wc.status, RV_WC_LOC_LEN_ERR);
 	rt_poll1(p.fab, &p.cli, &wc);
@@ -311,7 +319,7 @@ static void test_send_recv_and_len(void **state)
 static void test_rnr(void **state)
 {
 	struct rt_buf *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
-	uint8_t rnr[3] = { 0, 3, RV_RNR_RETRY_INFINITE };
+	uint8_t rnr[3] = {0, 3, RV_RNR_RETRY_INFINITE};
 
 	for (int i = 0; i < 3; i++) {
 		struct rt_pair p;
@@ -322,13 +330,15 @@ static void test_rnr(void **state)
 		rt_reg(p.fab, p.cli.pd, a, RV_ACCESS_LOCAL_WRITE);
 		rt_reg(p.fab, p.srv.pd, b, RV_ACCESS_LOCAL_WRITE);
 		assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 5, 0,
-					 0, true, 1), 0);
+					 0, true, 1),
+				 0);
 		if (rnr[i] == RV_RNR_RETRY_INFINITE) {
 			/* waits; a later receive lets it through */
 			assert_int_equal(rv_wait_wc(p.fab, p.cli.cc, p.cli.cq,
-						    &wc, -1, 30), -ETIMEDOUT);
-			assert_int_equal(rt_post_recv(p.fab, p.srv.qp, b, 16,
-						      9), 0);
+						    &wc, -1, 30),
+					 -ETIMEDOUT);
+			assert_int_equal(
+				rt_post_recv(p.fab, p.srv.qp, b, 16, 9), 0);
 			rt_poll1(p.fab, &p.cli, &wc);
 			assert_int_equal(wc.status, RV_WC_SUCCESS);
 		} else {
@@ -343,7 +353,8 @@ static void test_rnr(void **state)
 	free(b);
 }
 
-/* --- queues ----------------------------------------------------------------- */
+/* --- queues -----------------------------------------------------------------
+ */
 
 static void test_sq_accounting_and_order(void **state)
 {
@@ -358,17 +369,21 @@ static void test_sq_accounting_and_order(void **state)
 	d = (uintptr_t)b->data;
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_RDMA_WRITE, a,
-					 8, d, b->mr->rkey, false, i), 0);
+					 8, d, b->mr->rkey, false, i),
+				 0);
 	assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_RDMA_WRITE, a, 8, d,
-				 b->mr->rkey, true, 3), 0);
+				 b->mr->rkey, true, 3),
+			 0);
 	/* four outstanding: the fifth does not fit until one is polled */
 	assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_RDMA_WRITE, a, 8, d,
-				 b->mr->rkey, true, 4), -ENOMEM);
+				 b->mr->rkey, true, 4),
+			 -ENOMEM);
 	rt_poll1(p.fab, &p.cli, &wc);
 	assert_int_equal(wc.wr_id, 3);
 	for (int i = 4; i < 8; i++)
 		assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_RDMA_WRITE, a,
-					 8, d, b->mr->rkey, true, i), 0);
+					 8, d, b->mr->rkey, true, i),
+				 0);
 	for (int i = 4; i < 8; i++) {
 		rt_poll1(p.fab, &p.cli, &wc);
 		assert_int_equal(wc.wr_id, i); /* in order */
@@ -392,7 +407,8 @@ static void test_cq_overflow(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_RDMA_WRITE, a,
 					 8, (uintptr_t)b->data, b->mr->rkey,
-					 true, i), 0);
+					 true, i),
+				 0);
 	assert_int_equal(p.fab->ops->poll_cq(p.cli.cq, 1, &wc), -EOVERFLOW);
 	rt_free_buf(p.fab, a);
 	rt_free_buf(p.fab, b);
@@ -410,8 +426,9 @@ static void test_teardown_order_and_rts(void **state)
 	rt_ep_verbs(p.fab, &p.cli, 4, 4, 16);
 	rt_reg(p.fab, p.cli.pd, a, RV_ACCESS_LOCAL_WRITE);
 	/* no SEND before the connection is up; receives are fine */
-	assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 1, 0, 0,
-				 true, 1), -EINVAL);
+	assert_int_equal(
+		rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 1, 0, 0, true, 1),
+		-EINVAL);
 	assert_int_equal(rt_post_recv(p.fab, p.cli.qp, a, 16, 1), 0);
 	assert_int_equal(p.fab->ops->destroy_id(p.cli.id), -EBUSY);
 	assert_int_equal(p.fab->ops->destroy_cq(p.cli.cq), -EBUSY);
@@ -422,7 +439,8 @@ static void test_teardown_order_and_rts(void **state)
 	free(a);
 }
 
-/* --- faults ----------------------------------------------------------------- */
+/* --- faults -----------------------------------------------------------------
+ */
 
 static void test_fail_post_and_reg(void **state)
 {
@@ -455,10 +473,11 @@ static void test_kill_peer(void **state)
 	rt_reg(p.fab, p.cli.pd, a, RV_ACCESS_LOCAL_WRITE);
 	rt_reg(p.fab, p.srv.pd, b, RV_ACCESS_LOCAL_WRITE);
 	assert_int_equal(rt_post_recv(p.fab, p.cli.qp, a, 16, 10), 0);
-	assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 5, 0, 0,
-				 false, 1), 0); /* blocked: no receive */
-	assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 5, 0, 0,
-				 false, 2), 0);
+	assert_int_equal(
+		rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 5, 0, 0, false, 1),
+		0); /* blocked: no receive */
+	assert_int_equal(
+		rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 5, 0, 0, false, 2), 0);
 	assert_int_equal(rv_loop_kill(p.fab, p.srv.qp), 0);
 	assert_int_equal(rv_loop_kill(p.fab, p.srv.qp), -ENOTCONN);
 	rt_poll1(p.fab, &p.cli, &wc);
@@ -472,8 +491,8 @@ static void test_kill_peer(void **state)
 	rt_expect_event(p.fab, p.cli.ch, RV_CM_DISCONNECTED, NULL);
 	rt_expect_event(p.fab, p.lch, RV_CM_DISCONNECTED, NULL);
 	/* posting after the error completes with a flush */
-	assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 5, 0, 0,
-				 false, 3), 0);
+	assert_int_equal(
+		rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 5, 0, 0, false, 3), 0);
 	rt_poll1(p.fab, &p.cli, &wc);
 	assert_int_equal(wc.status, RV_WC_WR_FLUSH_ERR);
 	rt_free_buf(p.fab, a);
@@ -494,7 +513,8 @@ static void test_delay(void **state)
 	rt_reg(p.fab, p.srv.pd, b, RV_ACCESS_REMOTE_WRITE);
 	rv_loop_set_delay(p.fab, 30);
 	assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_RDMA_WRITE, a, 8,
-				 (uintptr_t)b->data, b->mr->rkey, true, 1), 0);
+				 (uintptr_t)b->data, b->mr->rkey, true, 1),
+			 0);
 	assert_int_equal(p.fab->ops->poll_cq(p.cli.cq, 1, &wc), 0);
 	assert_int_equal(rv_wait_wc(p.fab, p.cli.cc, p.cli.cq, &wc, -1, 1000),
 			 1);
@@ -505,7 +525,8 @@ static void test_delay(void **state)
 	free(b);
 }
 
-/* --- threads ---------------------------------------------------------------- */
+/* --- threads ----------------------------------------------------------------
+ */
 
 struct rt_waiter {
 	struct rt_pair *p;
@@ -535,13 +556,13 @@ static void test_threads_wait_and_cancel(void **state)
 	rt_pair_connect(&p, 8, 8, 64, 0);
 	rt_reg(p.fab, p.cli.pd, a, RV_ACCESS_LOCAL_WRITE);
 	rt_reg(p.fab, p.srv.pd, b, RV_ACCESS_LOCAL_WRITE);
-	w = (struct rt_waiter){ .p = &p, .cancel_fd = eventfd(0, 0),
-				.timeout_ms = 5000 };
+	w = (struct rt_waiter){
+		.p = &p, .cancel_fd = eventfd(0, 0), .timeout_ms = 5000};
 	assert_int_equal(rt_post_recv(p.fab, p.srv.qp, b, 64, 1), 0);
 	assert_int_equal(pthread_create(&t, NULL, rt_wait_thread, &w), 0);
 	usleep(20000);
-	assert_int_equal(rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 5, 0, 0,
-				 false, 1), 0);
+	assert_int_equal(
+		rt_post(p.fab, p.cli.qp, RV_WR_SEND, a, 5, 0, 0, false, 1), 0);
 	pthread_join(t, NULL);
 	assert_int_equal(w.ret, 1);
 	assert_int_equal(w.wc.byte_len, 5);

@@ -14,8 +14,8 @@
 #include "util/error.h"
 
 static const struct rproto_block blocks[2] = {
-	{ "pc.ram", 0, 64ull << 20, true },
-	{ "vga.vram", 64ull << 20, 3ull << 19, false }, /* 1.5 MiB */
+	{"pc.ram", 0, 64ull << 20, true},
+	{"vga.vram", 64ull << 20, 3ull << 19, false}, /* 1.5 MiB */
 };
 
 /* errp is read after ret was computed (argument order is unspecified). */
@@ -31,10 +31,12 @@ static void expect_err(int ret, int want, struct mig_error **errp,
 
 static void test_header(void **state)
 {
-	struct rproto_header h = { .len = 5, .type = RPROTO_QEMU_FILE,
-				   .repeat = 1 }, d;
-	static const uint8_t want[16] = { 0, 0, 0, 5, 0, 0, 0, 3,
-					  0, 0, 0, 1, 0, 0, 0, 0 };
+	struct rproto_header h = {.len = 5,
+				  .type = RPROTO_QEMU_FILE,
+				  .repeat = 1},
+			     d;
+	static const uint8_t want[16] = {0, 0, 0, 5, 0, 0, 0, 3,
+					 0, 0, 0, 1, 0, 0, 0, 0};
 	uint8_t buf[16];
 	struct mig_error *err = NULL;
 
@@ -53,11 +55,11 @@ static void test_header(void **state)
 	rproto_header_encode(&h, buf);
 	expect_err(rproto_header_decode(buf, 16, &d, &err), -EINVAL, &err,
 		   "too long length: 524273");
-	h = (struct rproto_header){ .len = 0, .type = 12, .repeat = 1 };
+	h = (struct rproto_header){.len = 0, .type = 12, .repeat = 1};
 	rproto_header_encode(&h, buf);
 	expect_err(rproto_header_decode(buf, 16, &d, &err), -EIO, &err,
 		   "Unknown control message ??BAD CONTROL VALUE?? (12)");
-	h = (struct rproto_header){ .type = RPROTO_COMPRESS, .repeat = 4097 };
+	h = (struct rproto_header){.type = RPROTO_COMPRESS, .repeat = 4097};
 	rproto_header_encode(&h, buf);
 	expect_err(rproto_header_decode(buf, 16, &d, &err), -EIO, &err,
 		   "rdma: Too many requests in this message (4097).Bailing.");
@@ -65,25 +67,26 @@ static void test_header(void **state)
 
 static void test_expect(void **state)
 {
-	struct rproto_header h = { .len = 7, .type = RPROTO_QEMU_FILE };
+	struct rproto_header h = {.len = 7, .type = RPROTO_QEMU_FILE};
 	struct mig_error *err = NULL;
 	bool got_error;
 
 	expect_err(rproto_expect(&h, RPROTO_READY, &got_error, &err), -EIO,
-		   &err, "Was expecting a READY (2) control message, but got: "
-			"QEMU FILE (3), length: 7");
+		   &err,
+		   "Was expecting a READY (2) control message, but got: "
+		   "QEMU FILE (3), length: 7");
 	assert_false(got_error);
-	h = (struct rproto_header){ .type = RPROTO_ERROR };
-	expect_err(rproto_expect(&h, RPROTO_NONE, &got_error, &err), -EIO,
-		   &err, "Was expecting a NONE (0) control message, but got: "
-			"ERROR (1), length: 0");
+	h = (struct rproto_header){.type = RPROTO_ERROR};
+	expect_err(rproto_expect(&h, RPROTO_NONE, &got_error, &err), -EIO, &err,
+		   "Was expecting a NONE (0) control message, but got: "
+		   "ERROR (1), length: 0");
 	assert_true(got_error);
 }
 
 static void test_caps(void **state)
 {
-	struct rproto_caps c = { 1, RPROTO_CAP_PIN_ALL }, d;
-	static const uint8_t want[8] = { 0, 0, 0, 1, 0, 0, 0, 1 };
+	struct rproto_caps c = {1, RPROTO_CAP_PIN_ALL}, d;
+	static const uint8_t want[8] = {0, 0, 0, 1, 0, 0, 0, 1};
 	uint8_t buf[8];
 	struct mig_error *err = NULL;
 
@@ -102,20 +105,21 @@ static void test_caps(void **state)
 
 static void test_dest_blocks(void **state)
 {
-	struct rproto_dest_block b[2] = {
-		{ 0x7f0000000000, 0, 64ull << 20, 0x1234 },
-		{ 0x7f1000000000, 64ull << 20, 3ull << 19, 0 },
-	}, d[2];
+	struct rproto_dest_block b[2] =
+		{
+			{0x7f0000000000, 0, 64ull << 20, 0x1234},
+			{0x7f1000000000, 64ull << 20, 3ull << 19, 0},
+		},
+				 d[2];
 	uint8_t buf[64];
-	struct rproto_header h = { .len = 64, .type =
-					      RPROTO_RAM_BLOCKS_RESULT };
+	struct rproto_header h = {.len = 64, .type = RPROTO_RAM_BLOCKS_RESULT};
 	struct mig_error *err = NULL;
 
 	rproto_dest_block_encode(&b[0], buf);
 	rproto_dest_block_encode(&b[1], buf + 32);
 	assert_int_equal(buf[27], 0x34);
-	assert_int_equal(rproto_dest_blocks_decode(buf, &h, blocks, 2, d,
-						   &err), 0);
+	assert_int_equal(rproto_dest_blocks_decode(buf, &h, blocks, 2, d, &err),
+			 0);
 	assert_int_equal(d[0].remote_rkey, 0x1234);
 	assert_int_equal(d[1].length, 3ull << 19);
 	h.len = 32;
@@ -134,9 +138,9 @@ static void test_dest_blocks(void **state)
 
 static void test_compress(void **state)
 {
-	struct rproto_compress c = { 0, 1, (64ull << 20) + 4096, 4096 }, d;
-	struct rproto_header h = { .len = 24, .type = RPROTO_COMPRESS,
-				   .repeat = 1 };
+	struct rproto_compress c = {0, 1, (64ull << 20) + 4096, 4096}, d;
+	struct rproto_header h = {
+		.len = 24, .type = RPROTO_COMPRESS, .repeat = 1};
 	uint8_t buf[24];
 	struct mig_error *err = NULL;
 
@@ -148,13 +152,13 @@ static void test_compress(void **state)
 	rproto_compress_encode(&c, buf);
 	expect_err(rproto_compress_decode(buf, &h, blocks, 2, &d, &err), -EIO,
 		   &err, "rdma: 'compress' bad block index 2 (vs 2)");
-	c = (struct rproto_compress){ 0, 0, (64ull << 20) - 4096, 8192 };
+	c = (struct rproto_compress){0, 0, (64ull << 20) - 4096, 8192};
 	rproto_compress_encode(&c, buf);
 	expect_err(rproto_compress_decode(buf, &h, blocks, 2, &d, &err),
 		   -ERANGE, &err,
 		   "rdma: 'compress' range offset: 3fff000 length: 2000 "
 		   "outside block pc.ram");
-	c = (struct rproto_compress){ 0, 0, UINT64_MAX, 2 };
+	c = (struct rproto_compress){0, 0, UINT64_MAX, 2};
 	rproto_compress_encode(&c, buf);
 	assert_int_equal(rproto_compress_decode(buf, &h, blocks, 2, &d, &err),
 			 -ERANGE);
@@ -169,23 +173,23 @@ static void test_compress(void **state)
 
 static void test_register(void **state)
 {
-	struct rproto_register r[2] = { { 5ull << 20, 0, 1 }, { 1, 1, 0 } };
+	struct rproto_register r[2] = {{5ull << 20, 0, 1}, {1, 1, 0}};
 	struct rproto_register d[4];
-	struct rproto_header h = { .len = 48, .type = RPROTO_REGISTER_REQUEST,
-				   .repeat = 2 };
-	struct rproto_register_result res = { 0xbeef, 0x7f00 }, rd;
+	struct rproto_header h = {
+		.len = 48, .type = RPROTO_REGISTER_REQUEST, .repeat = 2};
+	struct rproto_register_result res = {0xbeef, 0x7f00}, rd;
 	uint8_t buf[48], rbuf[32];
 	struct mig_error *err = NULL;
 
 	rproto_register_encode(&r[0], buf);
 	rproto_register_encode(&r[1], buf + 24);
-	assert_int_equal(rproto_register_decode(buf, &h, blocks, 2, d, 4,
-						&err), 0);
+	assert_int_equal(rproto_register_decode(buf, &h, blocks, 2, d, 4, &err),
+			 0);
 	assert_int_equal(d[1].key, 1);
 	/* repeat larger than the data: refused before reading */
 	h.repeat = 3;
-	assert_int_equal(rproto_register_decode(buf, &h, blocks, 2, d, 4,
-						&err), -EIO);
+	assert_int_equal(rproto_register_decode(buf, &h, blocks, 2, d, 4, &err),
+			 -EIO);
 	mig_error_free(err);
 	err = NULL;
 	h.repeat = 1;
@@ -193,23 +197,25 @@ static void test_register(void **state)
 	rproto_register_encode(&r[0], buf);
 	expect_err(rproto_register_decode(buf, &h, blocks, 2, d, 4, &err),
 		   -ENOENT, &err, "rdma: 'register' bad block index 9 (vs 2)");
-	r[0] = (struct rproto_register){ 64ull << 20, 0, 0 };
+	r[0] = (struct rproto_register){64ull << 20, 0, 0};
 	rproto_register_encode(&r[0], buf);
 	expect_err(rproto_register_decode(buf, &h, blocks, 2, d, 4, &err),
-		   -ERANGE, &err, "rdma: bad register address for block pc.ram "
-				 "offset: 0 current_addr: 4000000");
-	r[0] = (struct rproto_register){ 2, 1, 0 };
+		   -ERANGE, &err,
+		   "rdma: bad register address for block pc.ram "
+		   "offset: 0 current_addr: 4000000");
+	r[0] = (struct rproto_register){2, 1, 0};
 	rproto_register_encode(&r[0], buf);
 	expect_err(rproto_register_decode(buf, &h, blocks, 2, d, 4, &err),
-		   -ERANGE, &err, "rdma: bad chunk for block vga.vram chunk: 2");
-	r[0] = (struct rproto_register){ 63ull << 20, 0, 2 };
+		   -ERANGE, &err,
+		   "rdma: bad chunk for block vga.vram chunk: 2");
+	r[0] = (struct rproto_register){63ull << 20, 0, 2};
 	rproto_register_encode(&r[0], buf);
-	assert_int_equal(rproto_register_decode(buf, &h, blocks, 2, d, 4,
-						&err), -ERANGE);
+	assert_int_equal(rproto_register_decode(buf, &h, blocks, 2, d, 4, &err),
+			 -ERANGE);
 	mig_error_free(err);
 	err = NULL;
 	rproto_register_result_encode(&res, rbuf);
-	h = (struct rproto_header){ .len = 16, .repeat = 1 };
+	h = (struct rproto_header){.len = 16, .repeat = 1};
 	assert_int_equal(rproto_register_result_decode(rbuf, &h, 0, &rd, &err),
 			 0);
 	assert_int_equal(rd.rkey, 0xbeef);
@@ -246,8 +252,8 @@ static void test_chunks_and_wrid(void **state)
 				      4096, 64 << 20));
 	assert_false(rproto_can_merge(-1, 0, 0, 0, 0, 4096, 64 << 20));
 	assert_int_equal(rproto_wrid(1, 3, 77), 1 | 3 << 16 | 77ull << 30);
-	rproto_wrid_split(rproto_wrid(4001, 0x3fff, 1ull << 33), &type,
-			  &block, &chunk);
+	rproto_wrid_split(rproto_wrid(4001, 0x3fff, 1ull << 33), &type, &block,
+			  &chunk);
 	assert_int_equal(type, 4001);
 	assert_int_equal(block, 0x3fff);
 	assert_int_equal(chunk, 1ull << 33);
