@@ -669,6 +669,70 @@ static int opt_workload(struct cmdline *cl, const char *arg,
 	return set_str(&cl->workload_arg, arg, errp);
 }
 
+/* ---- -blockdev ----------------------------------------------------------- */
+
+/* Only driver=file, whose filename is a snapshot store directory: migd has
+ * no disks, a node only holds snapshot-save/-load files. */
+static int read_blockdev(struct opts *o, struct cmdline_blockdev *b,
+			 struct mig_error **errp)
+{
+	const char *driver = opts_get(o, "driver");
+	const char *name = opts_get(o, "node-name");
+	const char *file = opts_get(o, "filename");
+
+	if (!driver) {
+		mig_error_setg(errp, "Parameter 'driver' is missing");
+		return -EINVAL;
+	}
+	if (strcmp(driver, "file") != 0) {
+		mig_error_setg(errp,
+			       "Block driver '%s' is not supported by migd "
+			       "(only 'file', naming a snapshot store "
+			       "directory)",
+			       driver);
+		return -EINVAL;
+	}
+	if (!name || !file) {
+		mig_error_setg(errp, "Parameter '%s' is missing",
+			       name ? "filename" : "node-name");
+		return -EINVAL;
+	}
+	if (check_unused(o, errp))
+		return -EINVAL;
+	if (set_str(&b->node_name, name, errp) ||
+	    set_str(&b->filename, file, errp))
+		return -ENOMEM;
+	return 0;
+}
+
+static int opt_blockdev(struct cmdline *cl, const char *arg,
+			struct mig_error **errp)
+{
+	struct cmdline_blockdev b = {0}, *arr;
+	struct opts *o;
+	int ret = opts_or_error(&o, arg, NULL, errp);
+
+	if (ret < 0)
+		return ret;
+	ret = read_blockdev(o, &b, errp);
+	opts_free(o);
+	if (!ret)
+		ret = set_str(&b.arg, arg, errp);
+	arr = ret ? NULL
+		  : grow_array(cl->blockdevs, cl->nblockdevs, sizeof(*arr));
+	if (!arr) {
+		free(b.node_name);
+		free(b.filename);
+		free(b.arg);
+		if (!ret)
+			mig_error_setg(errp, "out of memory");
+		return ret ? ret : -ENOMEM;
+	}
+	cl->blockdevs = arr;
+	cl->blockdevs[cl->nblockdevs++] = b;
+	return 0;
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 static const struct option_def options[] = {
@@ -693,6 +757,7 @@ static const struct option_def options[] = {
 	{"nographic", false, opt_noop},
 	{"display", true, opt_display},
 	{"workload", true, opt_workload},
+	{"blockdev", true, opt_blockdev},
 };
 
 /* "-foo" and "--foo" name option foo; anything else is no option. */
@@ -768,6 +833,12 @@ void cmdline_fini(struct cmdline *cl)
 	free(cl->pidfile);
 	free(cl->logfile);
 	free(cl->workload_arg);
+	for (size_t i = 0; i < cl->nblockdevs; i++) {
+		free(cl->blockdevs[i].node_name);
+		free(cl->blockdevs[i].filename);
+		free(cl->blockdevs[i].arg);
+	}
+	free(cl->blockdevs);
 	memset(cl, 0, sizeof(*cl));
 }
 
@@ -891,6 +962,8 @@ void cmdline_print_help(FILE *f)
 	      "-qmp tcp:HOST:PORT,server=on,wait=off\n"
 	      "-incoming URI|defer   wait for an incoming migration\n"
 	      "-global migration.PROP=VALUE   migration object property\n"
+	      "-blockdev driver=file,node-name=NAME,filename=DIR\n"
+	      "                      snapshot store for snapshot-save/-load\n"
 	      "\n"
 	      "Process:\n"
 	      "-daemonize            detach once the QMP sockets listen\n"

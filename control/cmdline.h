@@ -35,6 +35,14 @@ struct cmdline_global {
 	char *arg;
 };
 
+/* -blockdev driver=file,node-name=NAME,filename=DIR: a snapshot store
+ * (control/snapstore.h); main() checks the directory. */
+struct cmdline_blockdev {
+	char *node_name;
+	char *filename;
+	char *arg;
+};
+
 struct cmdline {
 	uint64_t ram_size;    /* -m, rounded up to 8 KiB; 0 = not given */
 	char *memory_backend; /* -machine memory-backend=ID, or NULL */
@@ -62,6 +70,8 @@ struct cmdline {
 	 * working set is checked against the RAM when the guest exists. */
 	struct workload_config workload;
 	char *workload_arg; /* the last -workload text, NULL when none */
+	struct cmdline_blockdev *blockdevs; /* -blockdev, in order */
+	size_t nblockdevs;
 };
 
 /* Parses argv into cl (which it initialises). On error returns -EINVAL with

@@ -11,6 +11,7 @@
  * migrate-incoming is refused, as QEMU's 'once'. Control thread only,
  * except incoming_fail() and incoming_post(). */
 #include "control/incoming.h"
+#include "control/jobs.h"
 #include "control/incoming_priv.h"
 
 #include <errno.h>
@@ -204,6 +205,11 @@ static int start(struct migd *md, struct qmp_monitor *mon,
 		mig_addr_clear(addr);
 		mig_error_setg(errp, "Out of memory");
 		return -ENOMEM;
+	}
+	if (jobs_any_active(md->jobs, NULL)) {
+		mig_addr_clear(addr);
+		mig_error_setg(errp, "There's a migration process in progress");
+		return -EBUSY;
 	}
 	ret = check_transport(md, addr, errp);
 	if (ret) {

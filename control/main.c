@@ -25,6 +25,7 @@
 #include "control/migd.h"
 #include "control/objects.h"
 #include "control/qmp.h"
+#include "control/snapshot.h"
 #include "control/switchover.h"
 #include "control/vm.h"
 #include "guest/dirty.h"
@@ -266,6 +267,7 @@ static int setup_qmp(struct migd *md, const struct cmdline *cl)
 	}
 	incoming_register_qmp(md->qmp);
 	dirtylimit_cmds_register_qmp(md->qmp);
+	snapshot_register_qmp(md->qmp);
 	/* Unix sockets last: whoever waits for a socket file to appear then
 	 * finds every TCP monitor listening too. */
 	for (int pass = 0; pass < 2; pass++) {
@@ -343,6 +345,8 @@ static int setup(struct main_state *ms, struct cmdline *cl)
 	    setup_objects(md, cl) < 0)
 		return -1;
 	take_identity(md, cl);
+	if (snapshot_init(md, cl, &err) < 0)
+		return report_error(err, NULL);
 	if (setup_qmp(md, cl) < 0)
 		return -1;
 	/* QEMU starts -incoming URI once its monitors exist. */
@@ -366,6 +370,7 @@ static void teardown(struct main_state *ms)
 	/* A running migration is cancelled and its thread joined; the calls
 	 * it posted run before anything they use is freed. */
 	migration_shutdown(md);
+	snapshot_shutdown(md);	/* its thread uses guest RAM */
 	dirtyrate_shutdown(md); /* its thread reads guest RAM */
 	incoming_shutdown(md);	/* its threads use guest RAM */
 	if (md->loop)
@@ -381,6 +386,7 @@ static void teardown(struct main_state *ms)
 	guest_free(md->guest);
 	fdsets_free(md->fdsets);
 	mig_objects_free(md->objects);
+	snapshot_free(md);
 	mig_config_free(md->config);
 	ev_loop_free(md->loop);
 	incoming_free(md);

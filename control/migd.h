@@ -19,6 +19,8 @@ struct mig_objects;
 struct dirtylimit;
 struct dirtyrate;
 struct swo_history;
+struct jobs;
+struct snapstore;
 
 #define MIGD_VERSION "0.1.0"
 /* The QAPI level migd implements, reported as version.qemu. */
@@ -51,6 +53,9 @@ struct migd {
 	struct dirtylimit *dirtylimit;	 /* guest/dirtylimit.h: set while some
 					  * vCPU has a dirty limit
 					  * (control/dirtylimit_cmds.h) */
+	struct jobs *jobs;		 /* query-jobs (control/jobs.h) */
+	struct snapstore *snapstore;	 /* -blockdev snapshot stores
+					  * (control/snapstore.h) */
 	bool quit_requested; /* 'quit' or a signal: leave the loop */
 	int exit_status;
 };

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "control/incoming.h"
+#include "control/jobs.h"
 #include "control/migd.h"
 #include "control/qapi.h"
 #include "control/qmp.h"
@@ -44,8 +45,11 @@ static bool can_migrate(struct migd *md, struct mig_error **errp)
 {
 	enum guest_runstate st = guest_get_runstate(md->guest);
 
-	if (md->migration &&
-	    mig_status_is_running(migration_status(md->migration))) {
+	/* A snapshot job is a migration to a file in QEMU (it sets the
+	 * migration state), so QEMU refuses with the same message. */
+	if ((md->migration &&
+	     mig_status_is_running(migration_status(md->migration))) ||
+	    jobs_any_active(md->jobs, NULL)) {
 		mig_error_setg(errp, "There's a migration process in progress");
 		return false;
 	}

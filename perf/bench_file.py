@@ -78,7 +78,11 @@ def vm(cfg, size, tmp, name, image=None, incoming=False):
     cmd += ram_args(size, image)
     if incoming:
         cmd += ["-incoming", "defer"]
-    return start(cmd, sock)
+    p, q = start(cmd, sock)
+    # QEMU's monitor does not answer while a paused guest's RAM is being
+    # written under its big lock: wait as long as a save can take.
+    q.sock.settimeout(600)
+    return p, q
 
 
 def wait_done(q, timeout=600):

@@ -41,7 +41,6 @@ NOT_IMPLEMENTED = [
     "migrate-pause", "xen-save-devices-state", "xen-set-global-dirty-log",
     "xen-load-devices-state", "xen-set-replication", "xen-colo-do-checkpoint",
     "x-colo-lost-heartbeat", "query-colo-status", "query-xen-replication-status",
-    "snapshot-save", "snapshot-load", "snapshot-delete",
 ]
 
 # Commands that must be there (core QMP plus what earlier issues delivered).
@@ -51,6 +50,8 @@ REQUIRED = [
     "migrate-set-capabilities", "query-migrate-capabilities",
     "migrate-set-parameters", "query-migrate-parameters", "query-migrate",
     "query-status", "stop", "cont", "quit",
+    "snapshot-save", "snapshot-load", "snapshot-delete", "query-jobs",
+    "job-dismiss",
 ]
 
 
