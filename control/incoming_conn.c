@@ -89,7 +89,13 @@ static void counted_close(struct channel *ch)
 	free(to_counted(ch));
 }
 
+static const char *counted_noun(const struct channel *ch)
+{
+	return chan_noun(((const struct counted_chan *)ch)->inner);
+}
+
 static const struct channel_ops counted_ops = {
+	.noun = counted_noun,
 	.name = "counted",
 	.writev = counted_writev,
 	.readv = counted_readv,

@@ -482,8 +482,8 @@ static int setup_stream(struct migration *m, struct mig_error **errp)
 	if (!ret)
 		ret = qfile_flush(m->f);
 	if (ret)
-		mig_error_setg(errp, "Unable to write to socket: %s",
-			       strerror(-ret));
+		mig_error_setg(errp, "Unable to write to %s: %s",
+			       chan_noun(m->main_ch), strerror(-ret));
 	atomic_store(&m->ctr.main_bytes, qfile_pos(m->f));
 	return ret;
 }
@@ -515,8 +515,8 @@ static int iterate_once(struct migration *m, struct mig_error **errp)
 	atomic_store(&m->ctr.main_bytes, qfile_pos(m->f));
 	if (ret < 0) {
 		if (!*errp)
-			mig_error_setg(errp, "Unable to write to socket: %s",
-				       strerror(-ret));
+			mig_error_setg(errp, "Unable to write to %s: %s",
+				       chan_noun(m->main_ch), strerror(-ret));
 		return ret;
 	}
 	rate_limit(m);
@@ -578,8 +578,8 @@ static int complete(struct migration *m, struct mig_error **errp)
 	ret = qfile_flush(m->f);
 	atomic_store(&m->ctr.main_bytes, qfile_pos(m->f));
 	if (ret) {
-		mig_error_setg(errp, "Unable to write to socket: %s",
-			       strerror(-ret));
+		mig_error_setg(errp, "Unable to write to %s: %s",
+			       chan_noun(m->main_ch), strerror(-ret));
 		return ret;
 	}
 	atomic_store(&m->ctr.downtime_bytes,

@@ -107,8 +107,14 @@ static void file_close(struct channel *ch)
 	free(to_fc(ch));
 }
 
+static const char *file_noun(const struct channel *ch)
+{
+	return "file";
+}
+
 static const struct channel_ops file_ops = {
 	.name = "file",
+	.noun = file_noun,
 	.writev = file_writev,
 	.readv = file_readv,
 	.pwritev = file_pwritev,

@@ -20,6 +20,7 @@
 #include "multifd/ram_flags.h"
 #include "multifd/ram_save_file.h"
 #include "multifd/vmstate.h"
+#include "socket/channel.h"
 
 #define BITS_PER_LONG (8 * sizeof(unsigned long))
 
@@ -451,9 +452,10 @@ static int end_section(struct ram_save *rs)
 	return ret ? ret : qfile_error(rs->f);
 }
 
-static int io_error(int ret, struct mig_error **errp)
+static int io_error(struct ram_save *rs, int ret, struct mig_error **errp)
 {
-	mig_error_setg(errp, "Unable to write to socket: %s", strerror(-ret));
+	mig_error_setg(errp, "Unable to write to %s: %s",
+		       chan_noun(qfile_channel(rs->f)), strerror(-ret));
 	return ret;
 }
 
@@ -477,7 +479,7 @@ int ram_save_setup(struct ram_save *rs, struct mig_error **errp)
 		ret = multifd_flush_and_sync(rs, true);
 	if (!ret)
 		ret = end_section(rs);
-	return ret ? io_error(ret, errp) : 0;
+	return ret ? io_error(rs, ret, errp) : 0;
 }
 
 int ram_save_iterate(struct ram_save *rs, ram_save_stop_fn stop, void *opaque,
@@ -489,7 +491,7 @@ int ram_save_iterate(struct ram_save *rs, ram_save_stop_fn stop, void *opaque,
 	for (unsigned n = 0;; n++) {
 		ret = save_one(rs);
 		if (ret < 0)
-			return io_error(ret, errp);
+			return io_error(rs, ret, errp);
 		if (ret == 0) {
 			done = 1;
 			break;
@@ -500,7 +502,7 @@ int ram_save_iterate(struct ram_save *rs, ram_save_stop_fn stop, void *opaque,
 	ret = flush_batch(rs);
 	if (!ret)
 		ret = end_section(rs);
-	return ret ? io_error(ret, errp) : done;
+	return ret ? io_error(rs, ret, errp) : done;
 }
 
 int ram_save_complete(struct ram_save *rs, struct mig_error **errp)
@@ -517,5 +519,5 @@ int ram_save_complete(struct ram_save *rs, struct mig_error **errp)
 		return -EIO;
 	if (!ret)
 		ret = end_section(rs);
-	return ret ? io_error(ret, errp) : 0;
+	return ret ? io_error(rs, ret, errp) : 0;
 }

@@ -35,6 +35,9 @@ struct channel_ops {
 	/* Releases everything (the struct too). Owner thread, after the
 	 * last I/O. */
 	void (*close)(struct channel *ch);
+	/* The word QEMU's I/O errors use for this kind of channel ("Unable
+	 * to write to %s"): NULL means "socket". */
+	const char *(*noun)(const struct channel *ch);
 	/* Zero-copy sending (Linux MSG_ZEROCOPY); all three NULL where the
 	 * transport has none. Owner thread.
 	 * zerocopy_enable: once, before the first writev_zerocopy: 0, or
@@ -83,6 +86,13 @@ int chan_flush(struct channel *ch, struct mig_error **errp);
 static inline void chan_shutdown(struct channel *ch)
 {
 	ch->ops->shutdown(ch);
+}
+
+/* "socket", "command" (exec:), "file" (files, pipes): for QEMU's "Unable
+ * to write to socket: ..." style messages. */
+static inline const char *chan_noun(const struct channel *ch)
+{
+	return ch && ch->ops->noun ? ch->ops->noun(ch) : "socket";
 }
 
 static inline void chan_close(struct channel *ch)

@@ -117,8 +117,15 @@ static void fdc_close(struct channel *ch)
 	free(c);
 }
 
+/* QEMU: an exec: stream is a command channel, any other fd a file one. */
+static const char *fdc_noun(const struct channel *ch)
+{
+	return ((const struct fd_chan *)ch)->child > 0 ? "command" : "file";
+}
+
 static const struct channel_ops fdc_ops = {
 	.name = "fd",
+	.noun = fdc_noun,
 	.writev = fdc_writev,
 	.readv = fdc_readv,
 	.shutdown = fdc_shutdown,

@@ -332,8 +332,14 @@ static void tls_close(struct channel *ch)
 	tls_free(t);
 }
 
+static const char *tls_noun(const struct channel *ch)
+{
+	return chan_noun(((const struct tls_chan *)ch)->inner);
+}
+
 static const struct channel_ops tls_ops = {
 	.name = "tls",
+	.noun = tls_noun,
 	.writev = tls_writev,
 	.readv = tls_readv,
 	.shutdown = tls_shutdown,
