@@ -229,6 +229,14 @@ static void run_save(struct snap_job *sj)
 	sj->was_running = st == GUEST_RUNSTATE_RUNNING;
 	o.runstate = guest_runstate_name(st);
 	o.path = sj->part;
+	/* A stale part file (or a symlink planted there) is removed, never
+	 * opened: the save must not write through it. */
+	if (unlink(sj->part) < 0 && errno != ENOENT) {
+		ret = -errno;
+		mig_error_setg(&err, "Could not remove '%s': %s", sj->part,
+			       strerror(-ret));
+		return fail(sj, ret, err);
+	}
 	vm_stop(md, GUEST_RUNSTATE_PAUSED);
 	sj->fm = filemig_save(md, &o, save_done, sj, &err);
 	if (!sj->fm) {

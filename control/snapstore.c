@@ -48,9 +48,11 @@ static int check_dir(const char *dir, struct mig_error **errp)
 	struct stat st;
 
 	if (stat(dir, &st) < 0) {
+		int e = errno;
+
 		mig_error_setg(errp, "Could not open '%s': %s", dir,
-			       strerror(errno));
-		return -errno;
+			       strerror(e));
+		return -e;
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		mig_error_setg(errp,

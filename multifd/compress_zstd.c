@@ -92,8 +92,10 @@ static int zstd_rx_init(struct mfd_decompressor *d, struct mig_error **errp)
 			       d->id);
 		return -ENOMEM;
 	}
-	/* The window a frame header may ask for is zstd's default limit
-	 * (2^27: 128 MiB), whatever the peer says; level 20 needs 2^25. */
+	/* A frame header chooses the window: cap it at what QEMU's highest
+	 * level (20) uses, 2^25 (32 MiB), instead of zstd's default 2^27,
+	 * so a hostile source cannot make every channel allocate 128 MiB. */
+	ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, 25);
 	d->priv = dctx;
 	return 0;
 }

@@ -61,14 +61,19 @@ static void *worker_main(void *opaque)
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct mig_error *e = NULL;
+		bool skip;
 		int ret;
 
 		while (!w->busy && !p->stop)
 			pthread_cond_wait(&p->work, &p->lock);
 		if (p->stop)
 			break;
+		/* After a failure queued items are dropped, so a sync that
+		 * waits for every worker (and the caller's stack, which
+		 * items may point into) comes back quickly. */
+		skip = p->err != 0;
 		pthread_mutex_unlock(&p->lock);
-		ret = p->fn(w->ch, w->item, &e);
+		ret = skip ? 0 : p->fn(w->ch, w->item, &e);
 		if (ret)
 			set_error(p, ret, e);
 		pthread_mutex_lock(&p->lock);
@@ -189,8 +194,10 @@ int mfd_file_sync(struct mfd_file *p)
 {
 	int ret;
 
+	/* Even after a failure: queued items may point into the caller's
+	 * stack, so no worker may still hold one when this returns. */
 	pthread_mutex_lock(&p->lock);
-	while (!p->err && any_busy(p))
+	while (any_busy(p))
 		pthread_cond_wait(&p->idle, &p->lock);
 	ret = p->err;
 	pthread_mutex_unlock(&p->lock);

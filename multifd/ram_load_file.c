@@ -121,7 +121,7 @@ static int load_pages(struct ram_load_file *rlf, struct ram_block *b,
 {
 	struct mapped_ram_plan plan;
 	struct mapped_ram_chunk c;
-	int ret = 0;
+	int ret = 0, sync_ret;
 
 	mapped_ram_plan_init(&plan, blk, bm);
 	while (!ret && mapped_ram_plan_next(&plan, &c)) {
@@ -131,8 +131,10 @@ static int load_pages(struct ram_load_file *rlf, struct ram_block *b,
 		rlf->item->progress = rlf->progress;
 		ret = mfd_file_queue(rlf->pool, (void **)&rlf->item);
 	}
+	/* Always: the queued items point at blk, on the caller's stack. */
+	sync_ret = mfd_file_sync(rlf->pool);
 	if (!ret)
-		ret = mfd_file_sync(rlf->pool);
+		ret = sync_ret;
 	if (ret && !mfd_file_error(rlf->pool, errp))
 		filechan_set_io_error(errp, ret, false);
 	return ret;
