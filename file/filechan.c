@@ -125,23 +125,6 @@ static const struct channel_ops file_ops = {
 
 /* --- opening ------------------------------------------------------------ */
 
-/* QEMU's error_setg_errno(): "<message>: strerror(err)". Returns -err. */
-static int fail_errno(struct mig_error **errp, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail_errno(struct mig_error **errp, int err, const char *fmt, ...)
-{
-	char *msg = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	mig_error_setg(errp, "%s: %s", msg ? msg : fmt, strerror(err));
-	free(msg);
-	return -err;
-}
-
 /* Wraps an open fd (taken over: closed on failure). */
 static struct channel *file_wrap(int fd, const char *desc,
 				 struct mig_error **errp)
@@ -150,7 +133,8 @@ static struct channel *file_wrap(int fd, const char *desc,
 
 	if (!fc) {
 		close(fd);
-		fail_errno(errp, ENOMEM, "Could not create a file channel");
+		mig_error_setg_errno(errp, ENOMEM,
+				     "Could not create a file channel");
 		return NULL;
 	}
 	fc->ch.ops = &file_ops;
@@ -164,10 +148,11 @@ static struct channel *file_wrap(int fd, const char *desc,
 static int seek_to(int fd, uint64_t offset, struct mig_error **errp)
 {
 	if (offset > INT64_MAX || lseek(fd, (off_t)offset, SEEK_SET) < 0)
-		return fail_errno(errp, offset > INT64_MAX ? EINVAL : errno,
-				  "Unable to seek to offset %lld whence %d in "
-				  "file",
-				  (long long)offset, SEEK_SET);
+		return mig_error_setg_errno(
+			errp, offset > INT64_MAX ? EINVAL : errno,
+			"Unable to seek to offset %lld whence %d in "
+			"file",
+			(long long)offset, SEEK_SET);
 	return 0;
 }
 
@@ -179,10 +164,11 @@ static int position_fd(int fd, enum filechan_role role, uint64_t offset,
 {
 	if (role == FILECHAN_SOURCE &&
 	    (offset > INT64_MAX || ftruncate(fd, (off_t)offset) < 0))
-		return fail_errno(errp, offset > INT64_MAX ? EINVAL : errno,
-				  "failed to truncate migration file to offset "
-				  "%" PRIx64,
-				  offset);
+		return mig_error_setg_errno(
+			errp, offset > INT64_MAX ? EINVAL : errno,
+			"failed to truncate migration file to offset "
+			"%" PRIx64,
+			offset);
 	return offset ? seek_to(fd, offset, errp) : 0;
 }
 
@@ -200,8 +186,8 @@ struct channel *filechan_open(const char *path, enum filechan_role role,
 	char desc[sizeof(((struct channel *)0)->desc)];
 
 	if (fd < 0) {
-		fail_errno(errp, errno, "Could not %s '%s'",
-			   src ? "create" : "open", path);
+		mig_error_setg_errno(errp, errno, "Could not %s '%s'",
+				     src ? "create" : "open", path);
 		return NULL;
 	}
 	if (position_fd(fd, role, offset, errp)) {
@@ -245,7 +231,7 @@ struct channel *filechan_open_extra(const char *path, enum filechan_role role,
 				       path);
 			return NULL;
 		}
-		fail_errno(errp, err, "Could not open '%s'", path);
+		mig_error_setg_errno(errp, err, "Could not open '%s'", path);
 		return NULL;
 	}
 	path_desc(desc, sizeof(desc), path);
@@ -257,8 +243,8 @@ struct channel *filechan_from_fd(int fd, const char *desc,
 				 uint64_t offset, struct mig_error **errp)
 {
 	if (fd < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
-		fail_errno(errp, fd < 0 ? EBADF : errno,
-			   "Could not use file descriptor %d", fd);
+		mig_error_setg_errno(errp, fd < 0 ? EBADF : errno,
+				     "Could not use file descriptor %d", fd);
 		goto err_fd;
 	}
 	if (set_offset && position_fd(fd, role, offset, errp))

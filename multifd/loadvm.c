@@ -12,6 +12,7 @@
 
 #include "guest/guest.h"
 #include "multifd/byteorder.h"
+#include "multifd/postcopy_proto.h"
 #include "multifd/qemufile.h"
 #include "multifd/ram_load.h"
 #include "socket/channel.h"
@@ -43,27 +44,6 @@ enum {
 	RP_MSG_PONG = 2,
 	RP_MSG_SWITCHOVER_ACK = 7,
 };
-
-/* QEMU's mig_cmd_args: the name and fixed length (-1: variable). */
-static const struct {
-	const char *name;
-	int len;
-} commands[] = {
-	[MIG_CMD_INVALID] = {"INVALID", -1},
-	[MIG_CMD_OPEN_RETURN_PATH] = {"OPEN_RETURN_PATH", 0},
-	[MIG_CMD_PING] = {"PING", 4},
-	[MIG_CMD_POSTCOPY_ADVISE] = {"POSTCOPY_ADVISE", -1},
-	[MIG_CMD_POSTCOPY_LISTEN] = {"POSTCOPY_LISTEN", 0},
-	[MIG_CMD_POSTCOPY_RUN] = {"POSTCOPY_RUN", 0},
-	[MIG_CMD_POSTCOPY_RAM_DISCARD] = {"POSTCOPY_RAM_DISCARD", -1},
-	[MIG_CMD_PACKAGED] = {"PACKAGED", 4},
-	[MIG_CMD_ENABLE_COLO] = {"ENABLE_COLO", 0},
-	[MIG_CMD_POSTCOPY_RESUME] = {"POSTCOPY_RESUME", 0},
-	[MIG_CMD_RECV_BITMAP] = {"RECV_BITMAP", -1},
-	[MIG_CMD_SWITCHOVER_START] = {"SWITCHOVER_START", 0},
-};
-
-#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 /* QEMU's RunState values (9.0/10.0) that migd's guest does not have. */
 static const char *const other_runstates[] = {
@@ -149,18 +129,9 @@ static int process_command(struct loadvm *ld, struct mig_error **errp)
 		ret = qfile_get_be16(ld->f, &len);
 	if (ret)
 		return vms_read_fail(ret, "a command", errp);
-	if (cmd == MIG_CMD_INVALID || cmd >= NCOMMANDS) {
-		mig_error_setg(errp, "MIG_CMD 0x%x unknown (len 0x%x)", cmd,
-			       len);
-		return -EINVAL;
-	}
-	if (commands[cmd].len != -1 && commands[cmd].len != len) {
-		mig_error_setg(errp,
-			       "%s received with bad length - expecting "
-			       "%d, got %d",
-			       commands[cmd].name, commands[cmd].len, len);
-		return -ERANGE;
-	}
+	ret = pc_cmd_check(cmd, len, errp);
+	if (ret)
+		return ret;
 	switch (cmd) {
 	case MIG_CMD_OPEN_RETURN_PATH:
 		return open_return_path(ld, errp);
@@ -170,7 +141,7 @@ static int process_command(struct loadvm *ld, struct mig_error **errp)
 		return 0; /* nothing to prepare on migd's destination */
 	default:
 		mig_error_setg(errp, "MIG_CMD %s is not supported by migd",
-			       commands[cmd].name);
+			       pc_cmd_name(cmd));
 		return -ENOTSUP;
 	}
 }

@@ -189,20 +189,6 @@ bool sock_fd_is_socket(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
 }
 
-int sock_fail_errno(struct mig_error **errp, int err, const char *fmt, ...)
-{
-	char *msg = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	mig_error_setg(errp, "%s: %s", msg ? msg : fmt, strerror(err));
-	free(msg);
-	return -err;
-}
-
 /* --- TCP options ---------------------------------------------------------- */
 
 static bool sock_is_tcp(int fd)

@@ -122,9 +122,9 @@ static int inet_connect_one(const struct mig_addr *a, const struct addrinfo *ai,
 	int ret = 0;
 
 	if (fd < 0)
-		return sock_fail_errno(errp, errno,
-				       "Failed to create socket family %d",
-				       ai->ai_family);
+		return mig_error_setg_errno(errp, errno,
+					    "Failed to create socket family %d",
+					    ai->ai_family);
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0)
 		ret = errno == EINPROGRESS ? finish_connect(fd, cancel_fd)
 					   : -errno;
@@ -133,8 +133,8 @@ static int inet_connect_one(const struct mig_addr *a, const struct addrinfo *ai,
 	close(fd);
 	if (ret == -ECANCELED)
 		return cancelled(errp);
-	return sock_fail_errno(errp, -ret, "Failed to connect to '%s:%s'",
-			       a->host, a->port);
+	return mig_error_setg_errno(errp, -ret, "Failed to connect to '%s:%s'",
+				    a->host, a->port);
 }
 
 /* Tries every resolved address; reports the last failure, as QEMU. */
@@ -223,8 +223,8 @@ static int inet_listen_one(const struct mig_addr *a, struct addrinfo *ai,
 				inet_protocol(a, ai));
 
 		if (fd < 0)
-			return sock_fail_errno(errp, errno,
-					       "Failed to create a socket");
+			return mig_error_setg_errno(
+				errp, errno, "Failed to create a socket");
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		ai_set_port(ai, port);
 		ret = bind_and_listen(fd, ai, a, &step);
@@ -232,9 +232,10 @@ static int inet_listen_one(const struct mig_addr *a, struct addrinfo *ai,
 			return fd;
 		close(fd);
 		if (ret != -EADDRINUSE)
-			return sock_fail_errno(errp, -ret, "%s", step);
+			return mig_error_setg_errno(errp, -ret, "%s", step);
 	}
-	return sock_fail_errno(errp, -ret, "Failed to find an available port");
+	return mig_error_setg_errno(errp, -ret,
+				    "Failed to find an available port");
 }
 
 static int bound_port(int fd)
@@ -332,9 +333,9 @@ static int unix_temp_path(char *buf, size_t len, struct mig_error **errp)
 	snprintf(buf, len, "%s/migd-socket-XXXXXX", dir && *dir ? dir : "/tmp");
 	fd = mkstemp(buf);
 	if (fd < 0)
-		return sock_fail_errno(errp, errno,
-				       "Failed to make a temporary socket %s",
-				       buf);
+		return mig_error_setg_errno(
+			errp, errno, "Failed to make a temporary socket %s",
+			buf);
 	close(fd);
 	return 0;
 }
@@ -358,17 +359,17 @@ static int unix_listen(const struct mig_addr *a, struct mig_error **errp)
 		return ret;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return sock_fail_errno(errp, errno,
-				       "Failed to create Unix socket");
+		return mig_error_setg_errno(errp, errno,
+					    "Failed to create Unix socket");
 	if (!a->abstract && unlink(path) < 0 && errno != ENOENT)
-		ret = sock_fail_errno(errp, errno, "Failed to unlink socket %s",
-				      path);
+		ret = mig_error_setg_errno(errp, errno,
+					   "Failed to unlink socket %s", path);
 	else if (bind(fd, (struct sockaddr *)&un, len) < 0)
-		ret = sock_fail_errno(errp, errno,
-				      "Failed to bind socket to %s", path);
+		ret = mig_error_setg_errno(errp, errno,
+					   "Failed to bind socket to %s", path);
 	else if (listen(fd, SOMAXCONN) < 0)
-		ret = sock_fail_errno(errp, errno,
-				      "Failed to listen on socket");
+		ret = mig_error_setg_errno(errp, errno,
+					   "Failed to listen on socket");
 	if (ret < 0) {
 		close(fd);
 		return ret;
@@ -388,12 +389,13 @@ static int unix_connect(const struct mig_addr *a, int cancel_fd,
 		return ret;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return sock_fail_errno(errp, errno, "Failed to create socket");
+		return mig_error_setg_errno(errp, errno,
+					    "Failed to create socket");
 	while (connect(fd, (struct sockaddr *)&un, len) < 0) {
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN) {
-			ret = sock_fail_errno(
+			ret = mig_error_setg_errno(
 				errp, errno, "Failed to connect to '%s'", path);
 			break;
 		}
@@ -401,7 +403,7 @@ static int unix_connect(const struct mig_addr *a, int cancel_fd,
 		if (ret < 0) {
 			ret = ret == -ECANCELED
 				      ? cancelled(errp)
-				      : sock_fail_errno(
+				      : mig_error_setg_errno(
 						errp, -ret,
 						"Failed to connect to '%s'",
 						path);
@@ -502,8 +504,8 @@ int sock_accept(int listen_fd, struct channel **out, struct mig_error **errp)
 		if (errno == EAGAIN || errno == EWOULDBLOCK ||
 		    errno == ECONNABORTED)
 			return -EAGAIN;
-		return sock_fail_errno(errp, errno,
-				       "Unable to accept connection");
+		return mig_error_setg_errno(errp, errno,
+					    "Unable to accept connection");
 	}
 	if (ss.ss_family == AF_UNIX) {
 		len = sizeof(ss);

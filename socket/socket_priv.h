@@ -26,11 +26,6 @@ struct mig_addr;
  * option on socket"); other options are best effort. */
 int sock_tune(int fd, const struct mig_addr *a, struct mig_error **errp);
 
-/* QEMU's error_setg_errno(): *errp = "<message>: strerror(err)". Returns
- * -err. */
-int sock_fail_errno(struct mig_error **errp, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
 /* vsock (socket_vsock.c): a connected (blocking) or listening
  * (non-blocking) socket fd, or -errno with *errp. */
 int sock_vsock_connect(const struct mig_addr *a, struct mig_error **errp);

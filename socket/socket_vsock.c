@@ -59,15 +59,15 @@ int sock_vsock_connect(const struct mig_addr *a, struct mig_error **errp)
 		return ret;
 	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return sock_fail_errno(errp, errno,
-				       "Failed to create socket family %d",
-				       AF_VSOCK);
+		return mig_error_setg_errno(errp, errno,
+					    "Failed to create socket family %d",
+					    AF_VSOCK);
 	while (connect(fd, (struct sockaddr *)&svm, sizeof(svm)) < 0) {
 		if (errno == EINTR)
 			continue;
-		ret = sock_fail_errno(errp, errno,
-				      "Failed to connect to '%s:%s'", a->cid,
-				      a->port);
+		ret = mig_error_setg_errno(errp, errno,
+					   "Failed to connect to '%s:%s'",
+					   a->cid, a->port);
 		close(fd);
 		return ret;
 	}
@@ -83,12 +83,14 @@ int sock_vsock_listen(const struct mig_addr *a, struct mig_error **errp)
 		return ret;
 	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return sock_fail_errno(errp, errno, "Failed to create socket");
+		return mig_error_setg_errno(errp, errno,
+					    "Failed to create socket");
 	if (bind(fd, (struct sockaddr *)&svm, sizeof(svm)) < 0)
-		ret = sock_fail_errno(errp, errno, "Failed to bind socket");
+		ret = mig_error_setg_errno(errp, errno,
+					   "Failed to bind socket");
 	else if (listen(fd, SOMAXCONN) < 0)
-		ret = sock_fail_errno(errp, errno,
-				      "Failed to listen on socket");
+		ret = mig_error_setg_errno(errp, errno,
+					   "Failed to listen on socket");
 	if (ret < 0) {
 		close(fd);
 		return ret;

@@ -83,8 +83,8 @@ static int account(struct sock_zc *zc, const struct sock_extended_err *ee,
 	uint64_t n = (uint64_t)(uint32_t)(ee->ee_data - ee->ee_info) + 1;
 
 	if (ee->ee_errno)
-		return sock_fail_errno(errp, (int)ee->ee_errno,
-				       "Error on socket");
+		return mig_error_setg_errno(errp, (int)ee->ee_errno,
+					    "Error on socket");
 	if (ee->ee_origin != SO_EE_ORIGIN_ZEROCOPY) {
 		mig_error_setg(errp, "Error not from zero copy");
 		return -EPROTO;
@@ -120,14 +120,14 @@ static int read_notification(int fd, struct sock_zc *zc, bool *any_zero_copy,
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return 0;
 		if (errno != EINTR)
-			return sock_fail_errno(errp, errno,
-					       "Unable to read errqueue");
+			return mig_error_setg_errno(errp, errno,
+						    "Unable to read errqueue");
 	}
 	cm = CMSG_FIRSTHDR(&msg);
 	if (!cm || !is_recverr(cm) ||
 	    cm->cmsg_len < CMSG_LEN(sizeof(struct sock_extended_err)))
-		return sock_fail_errno(errp, EPROTOTYPE,
-				       "Wrong cmsg in errqueue");
+		return mig_error_setg_errno(errp, EPROTOTYPE,
+					    "Wrong cmsg in errqueue");
 	ret = account(zc, (const struct sock_extended_err *)CMSG_DATA(cm),
 		      any_zero_copy, errp);
 	return ret ? ret : 1;
@@ -144,8 +144,8 @@ static int wait_errqueue(int fd, const atomic_bool *shut, short *revents,
 		return -ECANCELED;
 	while (poll(&p, 1, -1) < 0)
 		if (errno != EINTR)
-			return sock_fail_errno(errp, errno,
-					       "Unable to read errqueue");
+			return mig_error_setg_errno(errp, errno,
+						    "Unable to read errqueue");
 	*revents = p.revents;
 	return atomic_load(shut) ? -ECANCELED : 0;
 }
@@ -161,7 +161,7 @@ static int check_dead(int fd, short revents, struct mig_error **errp)
 		err = errno;
 	if (!err && (revents & (POLLHUP | POLLNVAL)))
 		err = revents & POLLNVAL ? EBADF : EPIPE;
-	return err ? sock_fail_errno(errp, err, "Error on socket") : 0;
+	return err ? mig_error_setg_errno(errp, err, "Error on socket") : 0;
 }
 
 int sock_zc_flush(int fd, struct sock_zc *zc, const atomic_bool *shut,

@@ -37,6 +37,20 @@ void mig_error_vset(struct mig_error **errp, enum mig_error_class cls,
 	*errp = err;
 }
 
+int mig_error_setg_errno(struct mig_error **errp, int err, const char *fmt, ...)
+{
+	char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	mig_error_setg(errp, "%s: %s", msg ? msg : fmt, strerror(err));
+	free(msg);
+	return -err;
+}
+
 void mig_error_set(struct mig_error **errp, enum mig_error_class cls,
 		   const char *fmt, ...)
 {

@@ -31,6 +31,11 @@ void mig_error_vset(struct mig_error **errp, enum mig_error_class cls,
 #define mig_error_setg(errp, ...)                                              \
 	mig_error_set(errp, MIG_ERR_GENERIC, __VA_ARGS__)
 
+/* QEMU's error_setg_errno(): GenericError "<message>: strerror(err)".
+ * Returns -err. */
+int mig_error_setg_errno(struct mig_error **errp, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Prepends "prefix" to an existing error's message. No-op when *errp is NULL.
  */
 void mig_error_prepend(struct mig_error **errp, const char *fmt, ...)
