@@ -39,6 +39,7 @@ struct tls_job {
 	struct channel *raw; /* the thread's until it ends */
 	int kick_fd;	     /* a dup of raw's socket */
 	bool kicked, joined;
+	bool not_tls; /* the peer sent no TLS record: dropped, not failed */
 	uint64_t since_ms;
 	pthread_t thread;
 	/* results, read by the control thread after the post */
@@ -108,6 +109,22 @@ static int read_first(struct tls_job *j, struct channel *ch,
 	return ret;
 }
 
+/* Whether the peer's first byte opens a TLS handshake record (content
+ * type 22). A peer that closes without a byte (a port probe) or talks
+ * something else is no TLS migration source: it is dropped and the
+ * destination keeps listening, as QEMU's does after a failed handshake;
+ * a real TLS peer that fails its handshake still fails the migration. */
+static bool peer_speaks_tls(int fd)
+{
+	uint8_t b;
+	ssize_t n;
+
+	do
+		n = recv(fd, &b, 1, MSG_PEEK);
+	while (n < 0 && errno == EINTR);
+	return n == 1 && b == 0x16;
+}
+
 static void job_done(struct ev_loop *loop, void *opaque);
 
 static void *job_thread(void *opaque)
@@ -117,12 +134,19 @@ static void *job_thread(void *opaque)
 				     .allow_truncation = true};
 
 	pthread_setname_np(pthread_self(), "mig/dst/tls");
+	if (!peer_speaks_tls(j->raw->fd)) {
+		j->not_tls = true;
+		chan_close(j->raw);
+		j->raw = NULL;
+		goto out;
+	}
 	j->ch = tls_channel_new(j->ctx, j->raw, &o, &j->err);
 	j->raw = NULL; /* taken (closed on failure) */
 	if (j->ch && j->multifd && read_first(j, j->ch, &j->err)) {
 		chan_close(j->ch);
 		j->ch = NULL;
 	}
+out:
 	if (ev_loop_post(j->loop, job_done, j) < 0)
 		log_warn("incoming migration: cannot report a TLS handshake");
 	return NULL;
@@ -170,6 +194,9 @@ static void job_done(struct ev_loop *loop, void *opaque)
 	if (!ch && j->kicked) {
 		log_warn("incoming migration: dropping a connection: its TLS "
 			 "handshake did not finish in time");
+	} else if (j->not_tls) {
+		log_warn("incoming migration: dropping a connection that sent "
+			 "no TLS handshake");
 	} else if (!ch) {
 		log_warn("incoming migration: %s", j->err->desc);
 		incoming_fail(t->inc, j->err);

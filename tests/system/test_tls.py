@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 from tests.interop.relay import Relay
@@ -265,6 +266,30 @@ class TLSMigration(MigdTestCase):
                                 x509("tls0", "server", "server"))
         set_params(qd, tls_creds="")
         self.migrate_fail(qs, qd, uri)
+
+
+    def test_probes_do_not_fail_a_tls_destination(self):
+        """A connect-and-close (port probe) and a peer talking clear text
+        are dropped by a TLS destination, which keeps listening: the real
+        TLS source that comes next completes (QEMU drops failed handshakes
+        the same way)."""
+        import socket
+        qs, qd, uri = self.pair(x509("tls0", "client", "client"),
+                                x509("tls0", "server", "server"))
+        qd.cmd("migrate-incoming", uri=uri)
+        port = int(uri.rsplit(":", 1)[1])
+        socket.create_connection(("127.0.0.1", port)).close()
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"QEVM\x00\x00\x00\x03garbage")
+        time.sleep(0.5)  # let the destination look at both
+        self.assertEqual(qd.cmd("query-migrate").get("status"), "setup")
+        fill(qs, "mixed")
+        qs.cmd("migrate", uri=uri)
+        info = wait_status(qs, ("completed", "failed"), 120)
+        self.assertEqual(info["status"], "completed", info)
+        dinfo = wait_status(qd, ("completed", "failed"), 30)
+        self.assertEqual(dinfo["status"], "completed", dinfo)
+        self.assertEqual(digest(qs), digest(qd))
 
 
 class TLSObjects(MigdTestCase):
