@@ -41,7 +41,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 PROGS := $(BUILD)/migd $(BUILD)/migctl $(BUILD)/ramdigest
 
 .PHONY: all check check-unit check-system check-long asan fuzz format \
-	format-check demo deps clean help check-interop check-interop-long qemu bench
+	format-check demo demo-postcopy deps clean help check-interop check-interop-long qemu bench
 .DEFAULT_GOAL := all
 # Keep intermediate objects (unit-test .o files) so rebuilds are incremental.
 .SECONDARY:
@@ -145,6 +145,19 @@ check-interop: $(PROGS)
 check-interop-long: $(PROGS)
 	$(Q)$(PYTHON) -m tests.interop.qemutest && INTEROP_FULL=1 $(INTEROP)
 check-long: check-interop-long
+
+# RDMA on the real stack (tests/rdma_vm/): check-rdma-vm boots Debian's own
+# kernel with soft-RoCE (rxe) under qemu-system-x86_64/TCG and runs the
+# tests there (downloads cached in $(BUILD)/rdma_vm/; skips with a reason
+# when QEMU or the Debian packages are unavailable); check-rdma-hw runs the
+# same tests on this host's RDMA device, skipping when there is none.
+# RDMA_TESTS picks tests (tests/rdma_vm/run -l lists them).
+.PHONY: check-rdma-vm check-rdma-hw
+RDMA_TESTS ?=
+check-rdma-vm: $(PROGS)
+	$(Q)bash tests/rdma_vm/run -b $(BUILD) $(RDMA_TESTS)
+check-rdma-hw: $(PROGS)
+	$(Q)bash tests/rdma_vm/hw -b $(BUILD) $(RDMA_TESTS)
 qemu:
 	$(Q)bash contrib/install-qemu.sh
 
@@ -188,6 +201,10 @@ bench: deps
 demo: deps all
 	$(Q)bash contrib/demo.sh $(BUILD)
 
+# postcopy where precopy never converges (perf/demo_postcopy.sh)
+demo-postcopy: all
+	$(Q)bash perf/demo_postcopy.sh $(BUILD)
+
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h')
 format:
 	$(Q)clang-format -i $(FORMAT_SRCS)
@@ -201,11 +218,14 @@ help:
 	@echo "make [all]     build build/migd and build/migctl"
 	@echo "make check     install deps if missing, build, run unit + system tests"
 	@echo "make demo      install deps if missing, build, run the demo"
+	@echo "make demo-postcopy  precopy that never converges vs. postcopy"
 	@echo "make bench     live-migration benchmarks (BENCH_QUICK=1: short)"
 	@echo "               (migperf: build/migperf run|compare, docs/migperf.md)"
 	@echo "make asan      unit + system tests under ASan/UBSan (build-asan/)"
 	@echo "make fuzz      libFuzzer targets for FUZZ_TIME seconds each"
 	@echo "make qemu      install QEMU 7.2 and 10.0 for the interop tests"
+	@echo "make check-rdma-vm  RDMA tests on soft-RoCE in a throwaway VM"
+	@echo "make check-rdma-hw  the same RDMA tests on this host's RDMA device"
 	@echo "make format    clang-format every source file"
 
 -include $(BUILD)/contrib/ramdigest.d

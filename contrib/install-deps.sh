@@ -17,6 +17,9 @@ PACKAGES=(
 	libxxhash-dev     # RAM digests
 	libibverbs-dev    # rdma: transport (libibverbs)
 	librdmacm-dev     # rdma: transport (librdmacm)
+	ibverbs-providers # rdma: librxe for make check-rdma-vm (soft-RoCE)
+	ibverbs-utils     # rdma: ibv_devices (check-rdma-vm, check-rdma-hw)
+	rdmacm-utils      # rdma: rping probe in check-rdma-vm
 	libcmocka-dev     # unit tests
 	python3           # system tests
 	clang             # make fuzz (libFuzzer)

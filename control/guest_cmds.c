@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "control/migd.h"
+#include "control/postcopy_dst.h"
 #include "control/qapi.h"
 #include "control/qmp.h"
 #include "guest/digest.h"
@@ -239,6 +240,11 @@ static json_t *cmd_query_ram_digest(struct migd *md, struct qmp_monitor *mon,
 	qapi_in_fini(&in);
 	if (!ok)
 		return NULL;
+	if (incoming_postcopy_ram_missing(md)) { /* reading would block */
+		mig_error_setg(errp, "Guest RAM is incomplete: postcopy has "
+				     "not received every page");
+		return NULL;
+	}
 	list = json_array();
 	if (md->guest)
 		guest_for_each_block(md->guest, b)

@@ -24,6 +24,7 @@
 #include "control/transport.h"
 #include "control/vm.h"
 #include "guest/guest.h"
+#include "guest/vcpu.h"
 #include "multifd/mfd_recv.h"
 #include "multifd/ram_load.h"
 #include "multifd/ram_load_file.h"
@@ -33,7 +34,7 @@
 
 /* ---- status -------------------------------------------------------------- */
 
-static void set_status(struct incoming *inc, enum mig_status st)
+void incoming_set_status(struct incoming *inc, enum mig_status st)
 {
 	struct migd *md = inc->md;
 
@@ -59,6 +60,11 @@ static void log_totals(struct incoming *inc)
 					      : 0));
 }
 
+static void set_status(struct incoming *inc, enum mig_status st)
+{
+	incoming_set_status(inc, st);
+}
+
 /* QEMU's process_incoming_migration_bh(): the runstate first (RESUME when
  * the guest starts), then 'completed', so an observer of the event finds
  * the guest ready. */
@@ -69,6 +75,14 @@ static void complete(struct incoming *inc)
 	if (atomic_exchange(&inc->ending, true))
 		return; /* a failure won the race: incoming_fail() posted */
 	log_totals(inc);
+	if (inc->pc.listened) {
+		/* postcopy: the guest runs since RUN; only the state ends
+		 * (QEMU's postcopy_ram_listen_thread) */
+		incoming_pc_completed(inc);
+		incoming_teardown(inc);
+		set_status(inc, MIG_STATUS_COMPLETED);
+		return;
+	}
 	incoming_teardown(inc);
 	vm_incoming_done(inc->md, src_state);
 	set_status(inc, MIG_STATUS_COMPLETED);
@@ -83,6 +97,9 @@ static void fail_now(struct incoming *inc)
 	log_error("incoming migration failed: %s", desc);
 	pthread_mutex_unlock(&inc->lock);
 	log_totals(inc);
+	/* After LISTEN the guest's missing pages must never read as zeros:
+	 * its vCPUs stay blocked (QEMU's destination exits instead). */
+	inc->pc.keep_uffd = inc->pc.listened;
 	incoming_teardown(inc);
 	set_status(inc, MIG_STATUS_FAILED);
 }
@@ -100,6 +117,7 @@ static void on_events(struct ev_loop *loop, void *opaque)
 		return;
 	if ((ev & INCOMING_EV_ACTIVE) && inc->status == MIG_STATUS_SETUP)
 		set_status(inc, MIG_STATUS_ACTIVE);
+	incoming_pc_events(inc, ev);
 	if (ev & INCOMING_EV_FAILED)
 		fail_now(inc);
 	else if (ev & INCOMING_EV_LOADED)
@@ -133,6 +151,7 @@ void incoming_fail(struct incoming *inc, struct mig_error *err)
 	 * thread joins them. */
 	mfd_recv_shutdown(inc->mfd);
 	ram_load_file_kick(inc->rlf);
+	incoming_pc_kick(inc);
 	pthread_mutex_lock(&inc->lock);
 	inc->error = err;
 	if (inc->main_ch)
@@ -156,6 +175,7 @@ static struct incoming *incoming_get(struct migd *md)
 	inc->status = MIG_STATUS_NONE;
 	inc->timer = -1;
 	pthread_mutex_init(&inc->lock, NULL);
+	incoming_pc_init(inc);
 	md->incoming_state = inc;
 	return inc;
 }
@@ -179,7 +199,8 @@ static int check_transport(struct migd *md, const struct mig_addr *a,
 			   struct mig_error **errp)
 {
 	bool sock = a->kind == MIG_ADDR_TCP || a->kind == MIG_ADDR_UNIX ||
-		    a->kind == MIG_ADDR_VSOCK || transport_is_stream(a);
+		    a->kind == MIG_ADDR_VSOCK || a->kind == MIG_ADDR_RDMA ||
+		    transport_is_stream(a);
 
 	if (transport_check_compatible(md->config, a, errp))
 		return -EINVAL;
@@ -358,6 +379,7 @@ void incoming_register_qmp(struct qmp_server *srv)
 {
 	qmp_register(srv, incoming_commands,
 		     sizeof(incoming_commands) / sizeof(incoming_commands[0]));
+	incoming_pc_register_qmp(srv);
 }
 
 /* ---- query and exit ------------------------------------------------------ */
@@ -378,6 +400,7 @@ void incoming_fill_query_info(struct migd *md, json_t *out)
 	pthread_mutex_unlock(&inc->lock);
 	if (inc->socket_address)
 		json_object_set(out, "socket-address", inc->socket_address);
+	incoming_pc_fill_query(inc, out);
 }
 
 void incoming_shutdown(struct migd *md)
@@ -388,6 +411,13 @@ void incoming_shutdown(struct migd *md)
 		return;
 	atomic_store(&inc->ending, true);
 	incoming_teardown(inc);
+	/* A guest left blocked by a failed postcopy: wake its vCPUs now so
+	 * that the guest can be freed (it never runs again). */
+	if (inc->pc.keep_uffd && inc->ld.uffd) {
+		loadvm_fini(&inc->ld);
+		inc->pc.keep_uffd = false;
+		vcpus_set_faults_block(md->guest->vcpus, false);
+	}
 }
 
 void incoming_free(struct migd *md)
@@ -398,6 +428,7 @@ void incoming_free(struct migd *md)
 		return;
 	mig_addr_clear(&inc->addr);
 	mig_error_free(inc->error);
+	incoming_pc_free(inc);
 	pthread_mutex_destroy(&inc->lock);
 	free(inc);
 	md->incoming_state = NULL;

@@ -1,8 +1,10 @@
 /* incoming.h — the incoming (destination) migration: the QMP command
  * migrate-incoming and -incoming URI, the listener, channel classification,
  * the incoming and multifd receive threads, the destination's status
- * (none -> setup -> active -> completed | failed) with its MIGRATION
- * events, query-migrate's destination fields, and the runstate at the end.
+ * (none -> setup -> active [-> postcopy-active <-> postcopy-paused ->
+ * postcopy-recover] -> completed | failed) with its MIGRATION events,
+ * query-migrate's destination fields, and the runstate at the end.
+ * Postcopy's side is control/postcopy_dst.c.
  * Control thread only; the threads it starts report back through
  * ev_loop_post(). */
 #ifndef MIGD_CONTROL_INCOMING_H

@@ -154,7 +154,20 @@ static int sync_channels(void *opaque, struct mig_error **errp)
 
 static void mfd_failed(void *opaque, struct mig_error *err)
 {
-	incoming_fail(opaque, err);
+	struct incoming *inc = opaque;
+
+	/* After LISTEN the multifd channels carry nothing: their end (a
+	 * broken network included) is not the migration's; postcopy pauses
+	 * on the main channel instead. */
+	if (inc->rl && ram_load_landing_closed(inc->rl) &&
+	    strcmp(err->desc, RAM_LOAD_LANDING_CLOSED_MSG) != 0) {
+		log_info("incoming migration: multifd channel ended during "
+			 "postcopy: %s",
+			 err->desc);
+		mig_error_free(err);
+		return;
+	}
+	incoming_fail(inc, err);
 }
 
 /* What migd's destination cannot receive yet ends the migration here. */
@@ -173,6 +186,8 @@ static uint32_t compression_flag(const struct mig_config *cfg)
 
 static int check_config(struct incoming *inc)
 {
+	inc->pc.enabled = mig_config_cap(inc->cfg, MIG_CAP_POSTCOPY_RAM);
+	inc->pc.preempt = mig_config_cap(inc->cfg, MIG_CAP_POSTCOPY_PREEMPT);
 	if (mig_config_tls_enabled(inc->cfg)) {
 		struct mig_error *err = NULL;
 
@@ -207,6 +222,7 @@ static int prepare(struct incoming *inc)
 	ro.flush_after_each_section = mig_config_knob(
 		inc->cfg, MIG_KNOB_MULTIFD_FLUSH_AFTER_EACH_SECTION);
 	ro.x_ignore_shared = mig_config_cap(inc->cfg, MIG_CAP_X_IGNORE_SHARED);
+	ro.rdma = incoming_rdma_ram(inc);
 	if (incoming_file_prepare(inc, &ro, &err)) {
 		incoming_fail(inc, err);
 		return -EIO;
@@ -238,10 +254,16 @@ static void *load_thread(void *opaque)
 
 	pthread_setname_np(pthread_self(), "mig/dst/main");
 	incoming_post(inc, INCOMING_EV_ACTIVE);
-	if (loadvm_run(&inc->ld, &err))
+	if (loadvm_run(&inc->ld, &err)) {
+		if (incoming_rdma_error(inc, NULL)) { /* the root cause */
+			mig_error_free(err);
+			err = NULL;
+			incoming_rdma_error(inc, &err);
+		}
 		incoming_fail(inc, err);
-	else
+	} else {
 		incoming_post(inc, INCOMING_EV_LOADED);
+	}
 	return NULL;
 }
 
@@ -264,6 +286,7 @@ static void start_main(struct incoming *inc, struct channel *ch)
 	migration_vms_opts(inc->md, inc->cfg, &vo);
 	loadvm_init(&inc->ld, inc->main_f, inc->rl, &vo,
 		    mig_config_cap(inc->cfg, MIG_CAP_SWITCHOVER_ACK));
+	incoming_pc_setup_loader(inc);
 	ret = pthread_create(&inc->load_thread, NULL, load_thread, inc);
 	if (ret) {
 		fail_msg(inc,
@@ -311,6 +334,16 @@ static void extra_connection(struct channel *ch)
 
 static void accept_multifd(struct incoming *inc, struct channel *ch,
 			   const uint8_t *init);
+
+/* Takes ch, which came once every channel existed: postcopy's preempt
+ * channel or a recovery's new main channel (postcopy_dst.c), or one too
+ * many. */
+static void late_connection(struct incoming *inc, struct channel *ch)
+{
+	count_into(ch, &inc->main_bytes);
+	if (!incoming_pc_connection(inc, ch))
+		extra_connection(ch);
+}
 
 /* A multifd channel's 64 bytes are all there (peeked): consume them. */
 static void start_multifd(struct incoming *inc, int i)
@@ -437,11 +470,16 @@ static void new_connection(struct incoming *inc, struct channel *ch)
 	if (!ch)
 		return;
 	if (have_all_channels(inc))
-		extra_connection(ch);
-	else if (!inc->multifd)
-		start_main(inc, ch);
+		late_connection(inc, ch);
+	else if (!inc->multifd || inc->addr.kind == MIG_ADDR_RDMA)
+		start_main(inc, ch); /* rdma: multifd ones: incoming_rdma.c */
 	else
 		add_pending(inc, ch);
+}
+
+void incoming_new_connection(struct incoming *inc, struct channel *ch)
+{
+	new_connection(inc, ch);
 }
 
 /* TLS: QEMU can only tell channels apart by their order; migd reads the
@@ -456,7 +494,9 @@ void incoming_tls_connected(struct incoming *inc, struct channel *ch,
 	ch = counted_new(ch);
 	if (!ch)
 		return;
-	if (have_all_channels(inc) || (n < MFD_INIT_SIZE && inc->main_ch))
+	if (n == 0 && have_all_channels(inc))
+		late_connection(inc, ch);
+	else if (have_all_channels(inc) || (n < MFD_INIT_SIZE && inc->main_ch))
 		extra_connection(ch);
 	else if (n < MFD_INIT_SIZE)
 		start_main(inc, ch);
@@ -509,6 +549,11 @@ static bool may_pause(struct incoming *inc)
 	enum loadvm_stage st = inc->load_started ? loadvm_get_stage(&inc->ld)
 						 : LOADVM_STAGE_BOUNDARY;
 
+	/* A paused postcopy waits for migrate-recover, for as long as its
+	 * operator wants. */
+	if (inc->status == MIG_STATUS_POSTCOPY_PAUSED ||
+	    inc->status == MIG_STATUS_POSTCOPY_RECOVER)
+		return true;
 	if (st != LOADVM_STAGE_BOUNDARY && st != LOADVM_STAGE_DONE)
 		return false;
 	return !inc->mfd || mfd_recv_idle(inc->mfd);
@@ -517,9 +562,11 @@ static bool may_pause(struct incoming *inc)
 static void check_idle(struct incoming *inc, unsigned timeout_s)
 {
 	uint64_t progress = atomic_load(&inc->main_bytes) +
-			    atomic_load(&inc->multifd_bytes);
+			    atomic_load(&inc->multifd_bytes) +
+			    incoming_rdma_progress(inc);
 
-	if (progress != inc->last_progress) {
+	/* rdma: control traffic counts; a round of RDMA WRITEs is unseen */
+	if (progress != inc->last_progress || incoming_rdma_in_round(inc)) {
 		inc->last_progress = progress;
 		inc->idle_ms = 0;
 		return;
@@ -646,6 +693,7 @@ static void close_stream(struct incoming *inc)
 static void close_listeners(struct incoming *inc)
 {
 	close_stream(inc);
+	incoming_rdma_close(inc);
 	for (int i = 0; i < inc->nlfds; i++) {
 		ev_loop_del_fd(inc->md->loop, inc->lfds[i]);
 		sock_listen_cleanup(inc->lfds[i]);
@@ -663,6 +711,13 @@ int incoming_listen(struct incoming *inc, struct mig_error **errp)
 
 	if (inc->stream_ch)
 		return watch_stream(inc, errp);
+	if (inc->addr.kind == MIG_ADDR_RDMA) { /* incoming_rdma.c */
+		ret = incoming_rdma_listen(inc, errp);
+		if (!ret)
+			inc->timer =
+				ev_loop_add_timer(loop, TICK_MS, on_tick, inc);
+		return ret;
+	}
 	ret = sock_listen(&inc->addr, inc->lfds, &inc->nlfds,
 			  INCOMING_MAX_LISTEN, errp);
 	if (ret)
@@ -687,6 +742,27 @@ int incoming_listen(struct incoming *inc, struct mig_error **errp)
 	return 0;
 }
 
+/* migrate-recover: the old listeners go, the new address listens. */
+int incoming_relisten(struct incoming *inc, struct mig_addr *addr,
+		      struct mig_error **errp)
+{
+	struct mig_addr old = inc->addr;
+	int ret;
+
+	if (inc->timer >= 0)
+		ev_loop_cancel_timer(inc->md->loop, inc->timer);
+	inc->timer = -1;
+	close_listeners(inc);
+	inc->addr = *addr;
+	memset(addr, 0, sizeof(*addr));
+	ret = incoming_listen(inc, errp);
+	if (ret && inc->timer < 0)
+		inc->timer =
+			ev_loop_add_timer(inc->md->loop, TICK_MS, on_tick, inc);
+	mig_addr_clear(&old);
+	return ret;
+}
+
 void incoming_teardown(struct incoming *inc)
 {
 	struct channel *main_ch;
@@ -705,6 +781,7 @@ void incoming_teardown(struct incoming *inc)
 	/* Kick, join, then close: no thread may see a freed channel. */
 	mfd_recv_shutdown(inc->mfd);
 	ram_load_file_kick(inc->rlf);
+	incoming_pc_kick(inc);
 	pthread_mutex_lock(&inc->lock);
 	main_ch = inc->main_ch;
 	if (main_ch)
@@ -713,6 +790,7 @@ void incoming_teardown(struct incoming *inc)
 	if (inc->load_started)
 		pthread_join(inc->load_thread, NULL);
 	inc->load_started = false;
+	incoming_pc_teardown(inc);
 	mfd_recv_free(inc->mfd);
 	inc->mfd = NULL;
 	ram_load_file_free(inc->rlf);

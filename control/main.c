@@ -31,6 +31,7 @@
 #include "guest/dirty.h"
 #include "guest/guest.h"
 #include "guest/vcpu.h"
+#include "rdma/verbs.h"
 #include "util/evloop.h"
 #include "util/log.h"
 
@@ -124,7 +125,8 @@ static int setup_config(struct migd *md, const struct cmdline *cl)
 
 	md->config = mig_config_new();
 	md->fdsets = fdsets_new();
-	if (!md->config || !md->fdsets) {
+	md->rdma_fabric = rv_rdmacore_create(); /* rdma: the real backend */
+	if (!md->config || !md->fdsets || !md->rdma_fabric) {
 		report("out of memory");
 		return -1;
 	}
@@ -390,6 +392,7 @@ static void teardown(struct main_state *ms)
 	mig_config_free(md->config);
 	ev_loop_free(md->loop);
 	incoming_free(md);
+	rv_fabric_destroy(md->rdma_fabric); /* after every rdma: channel */
 	free(md->name);
 	free(md->incoming);
 	daemon_fini(&ms->daemon);

@@ -184,7 +184,9 @@ static const enum mig_cap bg_snapshot_incompatible[] = {
 	MIG_CAP_ZERO_COPY_SEND,
 };
 
-/* postcopy-ram and background-snapshot. QEMU also probes the host
+/* postcopy-ram and background-snapshot (QEMU 10.1's rules for postcopy:
+ * the return path is opened for postcopy-ram without the capability, as
+ * QEMU does). QEMU also probes the host
  * (userfaultfd) here; migd checks that when a migration starts, because
  * its guest RAM layout is known only then. */
 static bool caps_check_postcopy_bg(const bool *c, struct mig_error **errp)
@@ -195,9 +197,8 @@ static bool caps_check_postcopy_bg(const bool *c, struct mig_error **errp)
 	if (c[MIG_CAP_POSTCOPY_RAM] && c[MIG_CAP_X_IGNORE_SHARED])
 		return cap_error(
 			errp, "Postcopy is not compatible with ignore-shared");
-	if (c[MIG_CAP_POSTCOPY_RAM] && c[MIG_CAP_MULTIFD])
-		return cap_error(errp,
-				 "Postcopy is not yet compatible with multifd");
+	/* multifd + postcopy-ram: allowed as in QEMU 10.1 (10.0 refused it
+	 * with "Postcopy is not yet compatible with multifd"). */
 	if (!c[MIG_CAP_BACKGROUND_SNAPSHOT])
 		return true;
 	for (size_t i = 0; i < n; i++) {

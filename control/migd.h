@@ -21,6 +21,7 @@ struct dirtyrate;
 struct swo_history;
 struct jobs;
 struct snapstore;
+struct rv_fabric;
 
 #define MIGD_VERSION "0.1.0"
 /* The QAPI level migd implements, reported as version.qemu. */
@@ -56,6 +57,9 @@ struct migd {
 	struct jobs *jobs;		 /* query-jobs (control/jobs.h) */
 	struct snapstore *snapstore;	 /* -blockdev snapshot stores
 					  * (control/snapstore.h) */
+	struct rv_fabric *rdma_fabric;	 /* rdma: verbs backend (rdma/verbs.h):
+					  * rdma-core in migd, the loopback
+					  * fabric in tests */
 	bool quit_requested; /* 'quit' or a signal: leave the loop */
 	int exit_status;
 };

@@ -8,6 +8,12 @@
  *             +---------+--------------+--> failed      (I/O or peer error)
  *             +---------+--------------+--> cancelling -> cancelled
  *
+ * With postcopy (control/postcopy_src.c): active -> [pre-switchover] ->
+ * postcopy-active -> completed; an I/O error there pauses instead of
+ * failing: postcopy-paused -> (migrate resume) postcopy-recover-setup ->
+ * postcopy-recover -> postcopy-active. Once the destination may run the
+ * guest, the source guest is never restarted.
+ *
  * Invariants: (1) only the migration thread moves to completed, failed or
  * cancelled, and it does so last, after it stopped using the guest's
  * RAM; (2) the control thread learns every change through a posted
@@ -37,6 +43,7 @@
 #include "control/migd.h"
 #include "control/migration_file.h"
 #include "control/migration_tls.h"
+#include "control/postcopy_src.h"
 #include "control/qapi.h"
 #include "control/qmp.h"
 #include "control/switchover.h"
@@ -50,6 +57,7 @@
 #include "multifd/ram_save.h"
 #include "multifd/ram_save_file.h"
 #include "multifd/vmstate.h"
+#include "rdma/rdma_chan.h"
 #include "socket/channel.h"
 #include "socket/sockaddr.h"
 #include "util/evloop.h"
@@ -101,6 +109,11 @@ static void post(struct migration *m, enum post_kind kind, int value)
 	*p = (struct post){m, kind, value};
 	if (ev_loop_post(m->md->loop, on_post, p) < 0)
 		free(p);
+}
+
+void migration_post_pass(struct migration *m)
+{
+	post(m, POST_PASS, (int)mig_read(&m->ctr.dirty_sync_count));
 }
 
 static bool events_on(struct migd *md)
@@ -205,12 +218,19 @@ bool migration_set_status(struct migration *m, enum mig_status from,
 
 void migration_kick(struct migration *m)
 {
+	uint64_t one = 1;
+
 	pthread_mutex_lock(&m->lock);
+	if (m->connect_cancel_fd >= 0 &&
+	    write(m->connect_cancel_fd, &one, sizeof(one)) < 0) {
+		/* full counter: already readable */
+	}
 	if (m->main_ch)
 		chan_shutdown(m->main_ch);
 	if (m->mfd)
 		mfd_send_kick(m->mfd);
 	ram_save_file_kick(m->file);
+	pcs_kick(m->pcs);
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 }
@@ -236,7 +256,7 @@ uint64_t migration_pages_done(struct migration *m)
 	return mig_read(&m->ctr.normal_pages) + mig_read(&m->ctr.zero_pages);
 }
 
-static void window_reset(struct migration *m, uint64_t now)
+void migration_window_reset(struct migration *m, uint64_t now)
 {
 	m->win_start_ms = now;
 	m->win_start_bytes = mig_transferred(&m->ctr);
@@ -259,7 +279,7 @@ static uint64_t switchover_bytes(struct migration *m, uint64_t now)
 
 /* QEMU's migration_update_counters(): bandwidth of the last window gives
  * mbps, the switchover threshold and the expected downtime. */
-static void update_counters(struct migration *m, uint64_t now)
+void migration_update_counters(struct migration *m, uint64_t now)
 {
 	uint64_t ms = now - m->win_start_ms;
 	uint64_t bytes = mig_transferred(&m->ctr) - m->win_start_bytes;
@@ -291,12 +311,14 @@ static void update_counters(struct migration *m, uint64_t now)
 		m->expected_downtime = swo_expected_downtime(
 			switchover_bytes(m, now), expected_bw, fixed);
 	pthread_mutex_unlock(&m->lock);
-	window_reset(m, now);
+	migration_window_reset(m, now);
 }
 
-static bool rate_exceeded(struct migration *m)
+/* In postcopy the background stream has its own limit. */
+bool migration_rate_exceeded(struct migration *m)
 {
-	uint64_t limit = atomic_load(&m->max_bandwidth);
+	uint64_t limit = m->postcopy ? atomic_load(&m->max_postcopy_bw)
+				     : atomic_load(&m->max_bandwidth);
 
 	if (!limit)
 		return false;
@@ -304,12 +326,12 @@ static bool rate_exceeded(struct migration *m)
 	       limit / (1000 / WINDOW_MS);
 }
 
-static bool iterate_should_stop(void *opaque)
+bool migration_iterate_should_stop(void *opaque)
 {
 	struct migration *m = opaque;
 
-	return rate_exceeded(m) || now_ms() - m->iter_start_ms >= ITER_MAX_MS ||
-	       is_cancelling(m);
+	return migration_rate_exceeded(m) ||
+	       now_ms() - m->iter_start_ms >= ITER_MAX_MS || is_cancelling(m);
 }
 
 /* Between syncs: once a rate period is over, QEMU's formula (pages newly
@@ -334,7 +356,7 @@ static void rate_limit(struct migration *m)
 {
 	uint64_t now = now_ms();
 
-	if (rate_exceeded(m) && now < m->win_start_ms + WINDOW_MS) {
+	if (migration_rate_exceeded(m) && now < m->win_start_ms + WINDOW_MS) {
 		struct timespec ts = {
 			0,
 			(long)(m->win_start_ms + WINDOW_MS - now) * 1000000L};
@@ -342,7 +364,7 @@ static void rate_limit(struct migration *m)
 		nanosleep(&ts, NULL);
 		now = now_ms();
 	}
-	update_counters(m, now);
+	migration_update_counters(m, now);
 	peek_dirty_rate(m, now);
 }
 
@@ -364,7 +386,7 @@ static void bitmap_sync(struct migration *m)
 		m->rate_period_pages = 0;
 		m->rate_period_start_ms = now;
 	}
-	post(m, POST_PASS, (int)mig_read(&m->ctr.dirty_sync_count));
+	migration_post_pass(m);
 }
 
 /* ---- the migration thread
@@ -397,7 +419,12 @@ static int connect_channels(struct migration *m, struct mig_error **errp)
 				     m->addr.kind != MIG_ADDR_FILE
 			     ? mig_config_multifd_channels(m->cfg)
 			     : 0;
-	struct channel *ch = transport_connect(&m->addr, &m->opened_ch, errp),
+	struct channel *ch = m->addr.kind == MIG_ADDR_RDMA
+				     ? transport_rdma_connect(
+					       m->md, m->cfg, &m->addr,
+					       m->connect_cancel_fd, errp)
+				     : transport_connect(&m->addr,
+							 &m->opened_ch, errp),
 		       **chans;
 	struct mfd_send_opts o = {.nchannels = n};
 
@@ -408,6 +435,8 @@ static int connect_channels(struct migration *m, struct mig_error **errp)
 		return -EPROTO;
 	pthread_mutex_lock(&m->lock);
 	m->main_ch = ch;
+	if (is_cancelling(m)) /* the kick came while it connected */
+		chan_shutdown(ch);
 	pthread_mutex_unlock(&m->lock);
 	if (!n)
 		return 0;
@@ -415,7 +444,11 @@ static int connect_channels(struct migration *m, struct mig_error **errp)
 	if (!chans)
 		return -ENOMEM;
 	for (unsigned i = 0; i < n && !is_cancelling(m); i++) {
-		chans[i] = transport_connect(&m->addr, NULL, errp);
+		chans[i] = m->addr.kind == MIG_ADDR_RDMA /* rdma_mfd.h */
+				   ? transport_rdma_mfd_connect(
+					     m->md, &m->addr, chans, i,
+					     m->connect_cancel_fd, errp)
+				   : transport_connect(&m->addr, NULL, errp);
 		if (!chans[i])
 			goto err;
 		chans[i] = migration_tls_wrap(m, chans[i], errp);
@@ -429,6 +462,7 @@ static int connect_channels(struct migration *m, struct mig_error **errp)
 	o.zero_copy = mig_config_cap(m->cfg, MIG_CAP_ZERO_COPY_SEND);
 	set_compression(&o, m->cfg);
 	memcpy(o.uuid, m->md->uuid, sizeof(o.uuid));
+	o.xport = transport_mfd_xport(&m->addr);
 	pthread_mutex_lock(&m->lock);
 	m->mfd = mfd_send_start(chans, &o, &m->ctr, errp);
 	pthread_mutex_unlock(&m->lock);
@@ -477,6 +511,7 @@ static int setup_stream(struct migration *m, struct mig_error **errp)
 	}
 	vms_put_header(m->f, &m->vms);
 	swo_open_return_path(m->swo, m->f);
+	pcs_put_advise(m); /* postcopy-ram: right after, as QEMU */
 	ret = ram_save_setup(m->rs, errp);
 	post(m, POST_PASS, (int)mig_read(&m->ctr.dirty_sync_count));
 	if (!ret)
@@ -489,7 +524,7 @@ static int setup_stream(struct migration *m, struct mig_error **errp)
 }
 
 /* One step of QEMU's migration_iteration_run(): returns 1 when it is time
- * to switch over, 0 to go on, -errno. */
+ * to switch over, 2 to start postcopy, 0 to go on, -errno. */
 static int iterate_once(struct migration *m, struct mig_error **errp)
 {
 	uint64_t pending = ram_save_pending_pages(m->rs) * RAM_TARGET_PAGE_SIZE;
@@ -506,10 +541,14 @@ static int iterate_once(struct migration *m, struct mig_error **errp)
 	if ((!pending || pending < m->threshold_bytes) &&
 	    swo_can_switchover(m->swo, guest_is_running(m->md->guest)))
 		return 1;
+	/* RAM is all postcopiable: nothing must go before the switch */
+	if (pcs_wanted(m) &&
+	    swo_can_switchover(m->swo, guest_is_running(m->md->guest)))
+		return 2;
 	if (!pending) /* converged, waiting for the switchover ack */
 		return swo_poll(m->swo, m->main_ch, WINDOW_MS, errp);
 	m->iter_start_ms = now_ms();
-	ret = ram_save_iterate(m->rs, iterate_should_stop, m, errp);
+	ret = ram_save_iterate(m->rs, migration_iterate_should_stop, m, errp);
 	if (ret >= 0)
 		ret = qfile_flush(m->f);
 	atomic_store(&m->ctr.main_bytes, qfile_pos(m->f));
@@ -523,8 +562,9 @@ static int iterate_once(struct migration *m, struct mig_error **errp)
 	return 0;
 }
 
-/* pause-before-switchover: wait in pre-switchover for migrate-continue. */
-static int maybe_pause(struct migration *m)
+/* pause-before-switchover: wait in pre-switchover for migrate-continue,
+ * then go on in state 'to'. */
+int migration_maybe_pause(struct migration *m, enum mig_status to)
 {
 	if (!mig_config_cap(m->cfg, MIG_CAP_PAUSE_BEFORE_SWITCHOVER))
 		return 0;
@@ -535,13 +575,12 @@ static int maybe_pause(struct migration *m)
 	while (!m->continue_requested && !is_cancelling(m))
 		pthread_cond_wait(&m->cond, &m->lock);
 	pthread_mutex_unlock(&m->lock);
-	if (!migration_set_status(m, MIG_STATUS_PRE_SWITCHOVER,
-				  MIG_STATUS_DEVICE))
+	if (!migration_set_status(m, MIG_STATUS_PRE_SWITCHOVER, to))
 		return -ECANCELED;
 	return 0;
 }
 
-static int stop_vm(struct migration *m)
+int migration_stop_vm(struct migration *m)
 {
 	post(m, POST_STOP_VM, 0);
 	pthread_mutex_lock(&m->lock);
@@ -554,11 +593,11 @@ static int stop_vm(struct migration *m)
 static int complete(struct migration *m, struct mig_error **errp)
 {
 	uint64_t t0, t_stopped, t_sent, precopy;
-	int ret = maybe_pause(m);
+	int ret = migration_maybe_pause(m, MIG_STATUS_DEVICE);
 
 	t0 = now_ms();
 	if (!ret)
-		ret = stop_vm(m);
+		ret = migration_stop_vm(m);
 	if (ret)
 		return ret;
 	t_stopped = now_ms();
@@ -616,10 +655,15 @@ static int run(struct migration *m, struct mig_error **errp)
 {
 	int ret = connect_channels(m, errp);
 
-	m->swo = swo_new(m->md, mig_config_cap(m->cfg, MIG_CAP_RETURN_PATH),
+	/* postcopy always opens the return path (QEMU) */
+	m->swo = swo_new(m->md,
+			 mig_config_cap(m->cfg, MIG_CAP_RETURN_PATH) ||
+				 mig_config_cap(m->cfg, MIG_CAP_POSTCOPY_RAM),
 			 mig_config_cap(m->cfg, MIG_CAP_SWITCHOVER_ACK));
 	if (!ret && !m->swo)
 		ret = -ENOMEM;
+	if (!ret)
+		ret = pcs_new(m, errp);
 	if (!ret)
 		ret = setup_stream(m, errp);
 	if (ret)
@@ -629,12 +673,14 @@ static int run(struct migration *m, struct mig_error **errp)
 	pthread_mutex_unlock(&m->lock);
 	if (!migration_set_status(m, MIG_STATUS_SETUP, MIG_STATUS_ACTIVE))
 		return -ECANCELED;
-	window_reset(m, now_ms());
+	migration_window_reset(m, now_ms());
 	m->rate_period_start_ms = now_ms();
 	m->last_sync_ms = m->rate_period_start_ms;
 	while (!(ret = iterate_once(m, errp)))
 		if (is_cancelling(m))
 			return -ECANCELED;
+	if (ret == 2)
+		return pcs_run(m, errp);
 	return ret < 0 ? ret : complete(m, errp);
 }
 
@@ -664,7 +710,11 @@ static void finish(struct migration *m, int ret, struct mig_error *err)
 		migration_set_error(m, err);
 		migration_set_status(m, st, MIG_STATUS_FAILED);
 	}
-	post(m, POST_RESTART_VM, 0);
+	/* After the postcopy package the destination may run the guest:
+	 * two running copies would corrupt it, so the source stays stopped
+	 * (QEMU restarts it; migd does not). */
+	if (!m->package_sent)
+		post(m, POST_RESTART_VM, 0);
 }
 
 static void release_io(struct migration *m)
@@ -672,6 +722,7 @@ static void release_io(struct migration *m)
 	struct mfd_send *mfd;
 	struct channel *ch;
 
+	pcs_free(m); /* the return-path thread reads main_ch: first */
 	pthread_mutex_lock(&m->lock);
 	mfd = m->mfd;
 	ch = m->main_ch;
@@ -708,6 +759,11 @@ void *migration_thread_main(void *opaque)
 		mig_error_free(err); /* a file worker's error is the cause */
 		err = NULL;
 		ram_save_file_error(m->file, &err);
+	}
+	if (ret && rdma_chan_error(m->main_ch, NULL)) {
+		mig_error_free(err); /* the rdma: channel's failure is */
+		err = NULL;
+		rdma_chan_error(m->main_ch, &err);
 	}
 	converge_finish(m); /* no throttle left once the status is final */
 	finish(m, ret, err);

@@ -24,6 +24,7 @@ struct qfile;
 struct ram_save;
 struct swo;
 struct ram_save_file;
+struct pcs;
 
 struct migration {
 	struct migd *md;
@@ -52,6 +53,9 @@ struct migration {
 
 	struct mig_counters ctr;
 	struct channel *main_ch; /* under lock while it may be kicked */
+	/* eventfd made readable by migration_kick() (never drained): ends an
+	 * rdma: connect at once (transport_rdma_connect). -1 if none. */
+	int connect_cancel_fd;
 	/* fd:/exec: the stream 'migrate' opened (control thread), taken by
 	 * connect_channels(); freed with the migration if never taken. */
 	struct channel *opened_ch;
@@ -73,6 +77,18 @@ struct migration {
 	struct swo *swo;       /* return path, switchover-ack, cost model
 				* (control/switchover.h) */
 	struct converge conv;  /* auto-converge, dirty-limit (converge.h) */
+
+	/* postcopy, source side (control/postcopy_src.c) */
+	_Atomic bool start_postcopy;	  /* migrate-start-postcopy ran */
+	_Atomic uint64_t max_postcopy_bw; /* live: bytes/s, 0 = unlimited */
+	struct pcs *pcs;		  /* NULL without postcopy-ram */
+	bool postcopy;			  /* switched (migration thread) */
+	bool package_sent; /* the destination may run the guest */
+	/* migrate resume:true (under lock): the new address and, for fd:
+	 * and exec:, the stream the control thread opened */
+	bool resume_requested;
+	struct mig_addr resume_addr;
+	struct channel *resume_ch;
 };
 
 enum mig_status migration_status(struct migration *m);
@@ -87,6 +103,22 @@ void migration_set_error(struct migration *m, struct mig_error *err);
 /* Joins the thread if it was started. Control thread. */
 void migration_join(struct migration *m);
 uint64_t migration_wall_ms(void);
+/* ---- migration thread helpers (shared with postcopy_src.c) ---- */
+/* MIGRATION_PASS for the current dirty-sync-count. */
+void migration_post_pass(struct migration *m);
+void migration_window_reset(struct migration *m, uint64_t now);
+/* At a window's end: mbps, threshold, expected downtime; new window. */
+void migration_update_counters(struct migration *m, uint64_t now);
+/* The window's budget (max-bandwidth, or max-postcopy-bandwidth once in
+ * postcopy) is spent. */
+bool migration_rate_exceeded(struct migration *m);
+/* ram_save_stop_fn: budget spent, time slice over or cancelling. */
+bool migration_iterate_should_stop(void *opaque);
+/* pause-before-switchover (active -> pre-switchover -> to); 0 or
+ * -ECANCELED. */
+int migration_maybe_pause(struct migration *m, enum mig_status to);
+/* Has the control thread stop the guest (STOP event); 0 or -ECANCELED. */
+int migration_stop_vm(struct migration *m);
 uint64_t migration_pages_done(struct migration *m);
 /* The migration thread's body (pthread start routine). */
 void *migration_thread_main(void *opaque);

@@ -1,5 +1,6 @@
-/* migration_qmp.c — the QMP side of the outgoing migration: migrate,
- * migrate_cancel, migrate-continue, query-migrate (with the incoming
+/* migration_qmp.c — the QMP side of the outgoing migration: migrate (and
+ * its postcopy resume), migrate_cancel, migrate-continue,
+ * migrate-start-postcopy, migrate-pause, query-migrate (with the incoming
  * side's part) and query-migrationthreads, the live-parameter hook, and
  * the migration's lifetime (create, free, shutdown). Control thread only.
  * The state machine and the thread are in migration.c. */
@@ -10,10 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "control/incoming.h"
 #include "control/jobs.h"
 #include "control/migd.h"
+#include "control/postcopy_dst.h"
+#include "control/postcopy_src.h"
 #include "control/qapi.h"
 #include "control/qmp.h"
 #include "control/transport.h"
@@ -32,9 +37,13 @@ static void migration_free(struct migration *m)
 		return;
 	migration_join(m);
 	chan_close(m->opened_ch);
+	chan_close(m->resume_ch);
+	mig_addr_clear(&m->resume_addr);
 	mig_config_free(m->cfg);
 	mig_addr_clear(&m->addr);
 	mig_error_free(m->error);
+	if (m->connect_cancel_fd >= 0)
+		close(m->connect_cancel_fd);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->cond);
 	free(m);
@@ -161,7 +170,8 @@ static bool transport_supported(const struct mig_addr *a,
 	};
 
 	if (a->kind == MIG_ADDR_TCP || a->kind == MIG_ADDR_UNIX ||
-	    a->kind == MIG_ADDR_VSOCK || transport_is_stream(a))
+	    a->kind == MIG_ADDR_VSOCK || a->kind == MIG_ADDR_RDMA ||
+	    transport_is_stream(a))
 		return true;
 	mig_error_setg(errp, "migd does not support the '%s' transport yet",
 		       names[a->kind]);
@@ -197,6 +207,7 @@ static struct migration *migration_new(struct migd *md, struct mig_addr *a)
 		return NULL;
 	}
 	m->md = md;
+	m->connect_cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	m->addr = *a;
 	memset(a, 0, sizeof(*a));
 	pthread_mutex_init(&m->lock, NULL);
@@ -207,6 +218,9 @@ static struct migration *migration_new(struct migd *md, struct mig_addr *a)
 	atomic_store(
 		&m->avail_switchover_bw,
 		mig_config_param(m->cfg, MIG_PARAM_AVAIL_SWITCHOVER_BANDWIDTH));
+	atomic_store(
+		&m->max_postcopy_bw,
+		mig_config_param(m->cfg, MIG_PARAM_MAX_POSTCOPY_BANDWIDTH));
 	migration_vms_opts(md, m->cfg, &m->vms);
 	m->start_ms = migration_wall_ms();
 	return m;
@@ -230,6 +244,33 @@ static int open_stream(struct migd *md, struct qmp_monitor *mon,
 	return ret;
 }
 
+/* migrate resume:true (QEMU's migrate_prepare resume branch). */
+static json_t *migrate_resume(struct migd *md, struct qmp_monitor *mon,
+			      struct mig_addr *addr, struct mig_error **errp)
+{
+	struct migration *m = md->migration;
+	struct channel *ch = NULL;
+	json_t *ret = NULL;
+
+	if (!m || migration_status(m) != MIG_STATUS_POSTCOPY_PAUSED) {
+		mig_error_setg(errp, "Cannot resume if there is no paused "
+				     "migration");
+		goto out;
+	}
+	if (!transport_supported(addr, errp))
+		goto out;
+	if (transport_is_stream(addr) &&
+	    transport_open_stream(md, mon, addr, false, &ch, errp))
+		goto out;
+	if (!pcs_request_resume(m, addr, ch, errp))
+		ret = json_object();
+	else
+		chan_close(ch);
+out:
+	mig_addr_clear(addr);
+	return ret;
+}
+
 static json_t *qmp_migrate(struct migd *md, struct qmp_monitor *mon,
 			   json_t *args, struct mig_error **errp)
 {
@@ -239,13 +280,13 @@ static json_t *qmp_migrate(struct migd *md, struct qmp_monitor *mon,
 
 	if (!read_target(args, &addr, &resume, errp))
 		goto err;
-	if (resume) {
-		mig_error_setg(errp, "Cannot resume if there is no paused "
-				     "migration");
+	if (transport_check_compatible(md->config, &addr, errp))
 		goto err;
-	}
-	if (transport_check_compatible(md->config, &addr, errp) ||
-	    !can_migrate(md, errp) || !transport_supported(&addr, errp))
+	if (resume)
+		return migrate_resume(md, mon, &addr, errp);
+	/* Postcopy over TLS: the return-path thread reads the main channel's
+	 * session while this migration's thread writes it (socket/tls.c). */
+	if (!can_migrate(md, errp) || !transport_supported(&addr, errp))
 		goto err;
 	m = migration_new(md, &addr);
 	if (!m) {
@@ -270,6 +311,15 @@ err:
 	return NULL;
 }
 
+/* QEMU's migration_in_postcopy(). */
+static bool mig_status_in_postcopy(int st)
+{
+	return st == MIG_STATUS_POSTCOPY_ACTIVE ||
+	       st == MIG_STATUS_POSTCOPY_PAUSED ||
+	       st == MIG_STATUS_POSTCOPY_RECOVER_SETUP ||
+	       st == MIG_STATUS_POSTCOPY_RECOVER;
+}
+
 static json_t *no_args(json_t *args, struct mig_error **errp)
 {
 	return qapi_no_args(args, errp) ? json_object() : NULL;
@@ -286,6 +336,13 @@ static json_t *qmp_migrate_cancel(struct migd *md, struct qmp_monitor *mon,
 
 	if (!ret || !m)
 		return ret;
+	/* QEMU 10.0: once postcopy started the source cannot take over */
+	if (mig_status_in_postcopy(migration_status(m))) {
+		json_decref(ret);
+		mig_error_setg(errp, "Postcopy migration in progress, cannot "
+				     "cancel.");
+		return NULL;
+	}
 	do {
 		st = migration_status(m);
 		if (!mig_status_is_running(st) || st == MIG_STATUS_CANCELLING)
@@ -334,7 +391,8 @@ static void fill_time_info(struct migration *m, enum mig_status st,
 						  ? m->total_time
 						  : migration_wall_ms() -
 							    m->start_ms)));
-	if (st == MIG_STATUS_COMPLETED)
+	/* QEMU shows the switchover's downtime from postcopy-active on */
+	if (st == MIG_STATUS_COMPLETED || mig_status_in_postcopy(st))
 		json_object_set_new(info, "downtime",
 				    json_integer((json_int_t)m->downtime));
 	else
@@ -346,12 +404,14 @@ static void fill_time_info(struct migration *m, enum mig_status st,
 
 static json_t *ram_info(struct migration *m, enum mig_status st)
 {
-	uint64_t remaining, rate;
+	uint64_t remaining, rate, pc_bytes = 0;
 	struct mig_counters *c = &m->ctr;
 	uint64_t normal = mig_read(&c->normal_pages);
 	json_t *ram;
 
 	pthread_mutex_lock(&m->lock);
+	if (mig_read(&c->postcopy_base))
+		pc_bytes = mig_transferred(c) - mig_read(&c->postcopy_base);
 	ram = json_pack(
 		"{s:I,s:I,s:I,s:i,s:I,s:I,s:f,s:I,s:i,s:i,s:I,s:I,s:I,s:I,s:i,"
 		"s:I}",
@@ -361,12 +421,14 @@ static json_t *ram_info(struct migration *m, enum mig_status st)
 		(json_int_t)normal, "normal-bytes",
 		(json_int_t)(normal * RAM_TARGET_PAGE_SIZE), "mbps", m->mbps,
 		"dirty-sync-count", (json_int_t)mig_read(&c->dirty_sync_count),
-		"postcopy-requests", 0, "page-size", RAM_TARGET_PAGE_SIZE,
-		"multifd-bytes", (json_int_t)mig_read(&c->multifd_bytes),
-		"pages-per-second", (json_int_t)m->pages_per_second,
-		"precopy-bytes", (json_int_t)mig_read(&c->precopy_bytes),
-		"downtime-bytes", (json_int_t)mig_read(&c->downtime_bytes),
-		"postcopy-bytes", 0, "dirty-sync-missed-zero-copy",
+		"postcopy-requests",
+		(json_int_t)mig_read(&c->postcopy_requests), "page-size",
+		RAM_TARGET_PAGE_SIZE, "multifd-bytes",
+		(json_int_t)mig_read(&c->multifd_bytes), "pages-per-second",
+		(json_int_t)m->pages_per_second, "precopy-bytes",
+		(json_int_t)mig_read(&c->precopy_bytes), "downtime-bytes",
+		(json_int_t)mig_read(&c->downtime_bytes), "postcopy-bytes",
+		(json_int_t)pc_bytes, "dirty-sync-missed-zero-copy",
 		(json_int_t)mig_read(&c->dirty_sync_missed_zero_copy));
 	pthread_mutex_unlock(&m->lock);
 	/* QEMU fills these only before completion, but they are mandatory
@@ -393,8 +455,12 @@ static void fill_source_info(struct migration *m, json_t *info)
 	switch (st) {
 	case MIG_STATUS_ACTIVE:
 	case MIG_STATUS_CANCELLING:
+	case MIG_STATUS_POSTCOPY_ACTIVE:
 	case MIG_STATUS_PRE_SWITCHOVER:
 	case MIG_STATUS_DEVICE:
+	case MIG_STATUS_POSTCOPY_PAUSED:
+	case MIG_STATUS_POSTCOPY_RECOVER_SETUP:
+	case MIG_STATUS_POSTCOPY_RECOVER:
 	case MIG_STATUS_COMPLETED:
 		fill_time_info(m, st, info);
 		json_object_set_new(info, "ram", ram_info(m, st));
@@ -469,13 +535,63 @@ static void on_config_change(void *opaque, const struct mig_config *cfg)
 	atomic_store(
 		&m->avail_switchover_bw,
 		mig_config_param(cfg, MIG_PARAM_AVAIL_SWITCHOVER_BANDWIDTH));
+	atomic_store(&m->max_postcopy_bw,
+		     mig_config_param(cfg, MIG_PARAM_MAX_POSTCOPY_BANDWIDTH));
 	converge_params_changed(m, cfg);
+}
+
+/* QEMU's qmp_migrate_start_postcopy(): a flag the migration thread looks
+ * at; no error once the migration finished (that would be racy). */
+static json_t *qmp_migrate_start_postcopy(struct migd *md,
+					  struct qmp_monitor *mon, json_t *args,
+					  struct mig_error **errp)
+{
+	struct migration *m = md->migration;
+
+	if (!qapi_no_args(args, errp))
+		return NULL;
+	if (!mig_config_cap(md->config, MIG_CAP_POSTCOPY_RAM) &&
+	    !mig_config_cap(md->config, MIG_CAP_DIRTY_BITMAPS)) {
+		mig_error_setg(errp, "Enable postcopy with "
+				     "migrate_set_capability before the start "
+				     "of migration");
+		return NULL;
+	}
+	if (!m || migration_status(m) == MIG_STATUS_NONE) {
+		mig_error_setg(errp, "Postcopy must be started after migration "
+				     "has been started");
+		return NULL;
+	}
+	atomic_store(&m->start_postcopy, true);
+	return json_object();
+}
+
+/* QEMU's qmp_migrate_pause(): the source in postcopy-active/-recover
+ * first, then the destination (control/postcopy_dst.c). */
+static json_t *qmp_migrate_pause(struct migd *md, struct qmp_monitor *mon,
+				 json_t *args, struct mig_error **errp)
+{
+	int ret;
+
+	if (!qapi_no_args(args, errp))
+		return NULL;
+	ret = pcs_pause(md->migration, errp);
+	if (ret == -ENOENT)
+		ret = incoming_postcopy_pause(md, errp);
+	if (ret == -ENOENT) {
+		mig_error_setg(errp, "migrate-pause is currently only "
+				     "supported during postcopy-active or "
+				     "postcopy-recover state");
+	}
+	return ret ? NULL : json_object();
 }
 
 static const struct qmp_command migration_cmds[] = {
 	{"migrate", qmp_migrate, 0},
 	{"migrate_cancel", qmp_migrate_cancel, 0},
 	{"migrate-continue", qmp_migrate_continue, 0},
+	{"migrate-start-postcopy", qmp_migrate_start_postcopy, 0},
+	{"migrate-pause", qmp_migrate_pause, QMP_CMD_ALLOW_OOB},
 	{"query-migrate", qmp_query_migrate, 0},
 	{"query-migrationthreads", qmp_query_migrationthreads, 0},
 };

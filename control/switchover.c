@@ -1,12 +1,12 @@
 /* switchover.c — return path, switchover-ack and the switchover cost model
  * (see switchover.h). Everything here runs on the migration thread, which
  * also owns the main channel: return-path messages are read between its
- * writes (a TLS session is never used by two threads), with poll() telling
- * whether any arrived. */
+ * writes, with poll() (and the TLS session's buffers) telling whether any
+ * arrived; during postcopy the return-path thread reads instead
+ * (postcopy_src.c). */
 #include "control/switchover.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +16,7 @@
 #include "multifd/qemufile.h"
 #include "multifd/vmstate.h"
 #include "socket/channel.h"
+#include "socket/tls.h"
 #include "util/log.h"
 
 #define RP_MAX_LEN 512 /* QEMU's return-path buffer */
@@ -161,11 +162,12 @@ static int read_msg(struct swo *s, struct channel *ch, struct mig_error **errp)
 	return handle_msg(s, type, buf, errp);
 }
 
+/* With TLS, a message may already sit inside the session (two records
+ * read in one go, or two messages in one record): poll() on the socket
+ * would wait for the destination's next send. */
 static bool readable(struct channel *ch, int timeout_ms)
 {
-	struct pollfd pfd = {.fd = ch->fd, .events = POLLIN};
-
-	return ch->fd >= 0 && poll(&pfd, 1, timeout_ms) > 0;
+	return ch->fd >= 0 && tls_channel_wait_input(ch, timeout_ms);
 }
 
 int swo_poll(struct swo *s, struct channel *ch, int timeout_ms,
@@ -193,6 +195,11 @@ bool swo_can_switchover(const struct swo *s, bool guest_running)
 bool swo_acked(const struct swo *s)
 {
 	return s && s->acked;
+}
+
+bool swo_ponged(const struct swo *s)
+{
+	return s && s->rtt_ms >= 0;
 }
 
 int swo_wait_destination(struct swo *s, struct channel *ch, int timeout_ms,

@@ -51,6 +51,8 @@ int swo_poll(struct swo *s, struct channel *ch, int timeout_ms,
  * guest not running, always; else once the destination acked. */
 bool swo_can_switchover(const struct swo *s, bool guest_running);
 bool swo_acked(const struct swo *s);
+/* The destination answered PING 1 (its main channel is up). */
+bool swo_ponged(const struct swo *s);
 /* After the last byte: waits for the destination to finish — its SHUT
  * with the return path (then its close), else its close. */
 int swo_wait_destination(struct swo *s, struct channel *ch, int timeout_ms,

@@ -34,14 +34,16 @@ int transport_check_compatible(const struct mig_config *cfg,
 			       struct mig_error **errp)
 {
 	bool mapped_ram = mig_config_cap(cfg, MIG_CAP_MAPPED_RAM);
-	bool multi =
-		is_socket_kind(a) || (a->kind == MIG_ADDR_FILE && mapped_ram);
+	bool multi = is_socket_kind(a) || a->kind == MIG_ADDR_RDMA ||
+		     (a->kind == MIG_ADDR_FILE && mapped_ram);
 
 	if (mapped_ram && a->kind != MIG_ADDR_FILE) {
 		mig_error_setg(errp, "Migration requires seekable transport "
 				     "(e.g. file)");
 		return -EINVAL;
 	}
+	if (transport_rdma_check(cfg, a, errp)) /* before multi-channel */
+		return -EINVAL;
 	if ((mig_config_cap(cfg, MIG_CAP_MULTIFD) ||
 	     mig_config_cap(cfg, MIG_CAP_POSTCOPY_PREEMPT)) &&
 	    !multi) {

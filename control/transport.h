@@ -10,6 +10,7 @@
 #define MIGD_CONTROL_TRANSPORT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "util/error.h"
 
@@ -73,6 +74,35 @@ struct channel *transport_file_open_extra(struct migd *md,
 struct channel *transport_connect(const struct mig_addr *a,
 				  struct channel **opened,
 				  struct mig_error **errp);
+
+/* rdma: (transport_rdma.c). What QEMU refuses with RDMA, in its words:
+ * "RDMA and XBZRLE can't be used together", "RDMA and postcopy-ram can't
+ * be used together" (0 for other kinds); multifd is migd <-> migd only
+ * (a QEMU peer gets "RDMA and multifd can't be used together" when it
+ * answers the connection), without compression or zero-copy. The port of an rdma: address (QEMU's "RDMA ERROR: bad
+ * RDMA migration address"). The source's connect over md's fabric (the
+ * migration thread): NULL with *errp; once cancel_fd (an eventfd, -1 for
+ * none) is readable the connection phase ends at once. */
+int transport_rdma_check(const struct mig_config *cfg,
+			 const struct mig_addr *a, struct mig_error **errp);
+int transport_rdma_port(const struct mig_addr *a, uint16_t *port,
+			struct mig_error **errp);
+struct channel *transport_rdma_connect(struct migd *md,
+				       const struct mig_config *cfg,
+				       const struct mig_addr *a, int cancel_fd,
+				       struct mig_error **errp);
+
+/* Multifd over RDMA (migd <-> migd, rdma/rdma_mfd.h; migration thread):
+ * connects multifd channel i of an rdma: migration (chans[0] once
+ * connected shares its registrations). NULL with *errp. */
+struct mfd_send_xport;
+struct channel *transport_rdma_mfd_connect(struct migd *md,
+					   const struct mig_addr *a,
+					   struct channel **chans, unsigned i,
+					   int cancel_fd,
+					   struct mig_error **errp);
+/* The multifd send ops of a's transport: NULL (bytes) but for rdma:. */
+const struct mfd_send_xport *transport_mfd_xport(const struct mig_addr *a);
 
 /* The descriptor that becomes readable when an opened stream's first
  * bytes arrive (the destination starts loading then, as QEMU's watch on

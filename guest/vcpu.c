@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "guest/guest.h"
 #include "guest/tbucket.h"
@@ -48,6 +49,7 @@ struct vcpu {
 	/* Atomics, read by anyone. */
 	_Atomic uint64_t bytes;
 	_Atomic uint64_t throttle_ns;
+	_Atomic uint32_t tid;	    /* the thread's id, 0 until it runs */
 	struct throttle_ring dring; /* dirty-limit (guest/throttle.h) */
 
 	/* vCPU thread only. */
@@ -65,6 +67,7 @@ struct vcpus {
 	unsigned n;
 	atomic_bool run;		 /* vCPUs may write */
 	atomic_bool quit;		 /* threads exit */
+	atomic_bool faults_block;	 /* postcopy: RAM may be missing */
 	pthread_mutex_t ctl;		 /* serialises the control functions */
 	struct workload_config workload; /* ctl */
 	uint64_t workload_gen;		 /* ctl */
@@ -277,6 +280,7 @@ static void *vcpu_thread(void *opaque)
 
 	snprintf(name, sizeof(name), "vcpu/%u", c->index);
 	pthread_setname_np(pthread_self(), name);
+	atomic_store(&c->tid, (uint32_t)gettid());
 	pthread_mutex_lock(&c->lock);
 	while (!atomic_load(&c->set->quit))
 		vcpu_step(c);
@@ -318,11 +322,17 @@ void vcpus_pause(struct vcpus *v)
 		struct vcpu *c = &v->cpus[i];
 
 		pthread_mutex_lock(&c->lock);
-		while (c->writing)
+		while (c->writing && !atomic_load(&v->faults_block))
 			pthread_cond_wait(&c->cond, &c->lock);
 		pthread_mutex_unlock(&c->lock);
 	}
 	pthread_mutex_unlock(&v->ctl);
+}
+
+void vcpus_set_faults_block(struct vcpus *v, bool on)
+{
+	if (v)
+		atomic_store(&v->faults_block, on);
 }
 
 bool vcpus_are_running(const struct vcpus *v)
@@ -333,6 +343,11 @@ bool vcpus_are_running(const struct vcpus *v)
 unsigned vcpus_count(const struct vcpus *v)
 {
 	return v ? v->n : 0;
+}
+
+uint32_t vcpus_thread_id(struct vcpus *v, unsigned cpu)
+{
+	return v && cpu < v->n ? atomic_load(&v->cpus[cpu].tid) : 0;
 }
 
 int vcpus_set_workload(struct vcpus *v, const struct workload_config *w,

@@ -35,7 +35,14 @@ void vcpus_resume(struct vcpus *v);
  * Both accept NULL (a guest without vCPUs). */
 void vcpus_pause(struct vcpus *v);
 bool vcpus_are_running(const struct vcpus *v);
+/* Postcopy's destination: a vCPU may be blocked on a missing page for as
+ * long as the migration is paused. While on, vcpus_pause() does not wait
+ * for a vCPU in the middle of an access (it parks after it); the access
+ * in progress may still complete after vcpus_pause() returned. */
+void vcpus_set_faults_block(struct vcpus *v, bool on);
 unsigned vcpus_count(const struct vcpus *v);
+/* The kernel thread id of vCPU cpu (postcopy-blocktime), 0 if unknown. */
+uint32_t vcpus_thread_id(struct vcpus *v, unsigned cpu);
 
 /* Replaces the workload after workload_validate() and workload_fit()
  * against the guest's RAM; -EINVAL with *errp set when it does not fit. */

@@ -34,6 +34,8 @@ enum workload_content {
 	WORKLOAD_CONTENT_TEXT,
 	WORKLOAD_CONTENT_ZERO,
 	WORKLOAD_CONTENT_MIXED,
+	WORKLOAD_CONTENT_READ, /* reads the bytes, writes nothing: page
+				* faults without changing RAM (postcopy) */
 	WORKLOAD_CONTENT__MAX,
 };
 

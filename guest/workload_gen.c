@@ -267,6 +267,16 @@ static void fill_random(struct workload_gen *gen, uint8_t *dst, uint64_t len)
 	}
 }
 
+/* content=read: touches every 8th byte of [src, +len) without writing. */
+static void read_bytes(const uint8_t *src, uint64_t len)
+{
+	uint64_t acc = 0;
+
+	for (uint64_t i = 0; i < len; i += 8)
+		acc += ((const volatile uint8_t *)src)[i];
+	__asm__ volatile("" : : "r"(acc));
+}
+
 static void fill(struct workload_gen *gen, uint8_t *dst, uint64_t len)
 {
 	enum workload_content c = gen->cfg.content;
@@ -320,6 +330,10 @@ uint32_t workload_gen_touch(struct workload_gen *gen)
 		off = (page - span->first) * WORKLOAD_PAGE_SIZE;
 	if (len > b->used_length - off)
 		len = b->used_length - off;
+	if (gen->cfg.content == WORKLOAD_CONTENT_READ) {
+		read_bytes(b->host + off, len);
+		return (uint32_t)len;
+	}
 	fill(gen, b->host + off, len);
 	dirty_log_mark_cpu(b, off, len, gen->cpu);
 	return (uint32_t)len;

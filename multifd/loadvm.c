@@ -12,6 +12,7 @@
 
 #include "guest/guest.h"
 #include "multifd/byteorder.h"
+#include "multifd/loadvm_priv.h"
 #include "multifd/postcopy_proto.h"
 #include "multifd/qemufile.h"
 #include "multifd/ram_load.h"
@@ -62,9 +63,23 @@ void loadvm_init(struct loadvm *ld, struct qfile *f, struct ram_load *rl,
 	ld->switchover_ack = switchover_ack;
 	ld->src_runstate = -1;
 	atomic_init(&ld->stage, LOADVM_STAGE_HEADER);
+	pthread_mutex_init(&ld->rp_lock, NULL);
+	ld->rp_ch = f ? qfile_channel(f) : NULL;
+	ld->rp_last_block = -1;
 }
 
 /* ---- return path --------------------------------------------------------- */
+
+int loadvm_rp_write(struct loadvm *ld, const void *buf, size_t len)
+{
+	int ret = -ENOTCONN;
+
+	pthread_mutex_lock(&ld->rp_lock);
+	if (ld->rp_ch)
+		ret = chan_write_all(ld->rp_ch, buf, len);
+	pthread_mutex_unlock(&ld->rp_lock);
+	return ret;
+}
 
 static int rp_send(struct loadvm *ld, uint16_t type, uint16_t len,
 		   uint32_t value)
@@ -74,7 +89,7 @@ static int rp_send(struct loadvm *ld, uint16_t type, uint16_t len,
 	mfd_store_be16(msg, type);
 	mfd_store_be16(msg + 2, len);
 	mfd_store_be32(msg + 4, value);
-	return chan_write_all(qfile_channel(ld->f), msg, 4 + (size_t)len);
+	return loadvm_rp_write(ld, msg, 4 + (size_t)len);
 }
 
 static void send_shut(struct loadvm *ld)
@@ -139,6 +154,14 @@ static int process_command(struct loadvm *ld, struct mig_error **errp)
 		return ping(ld, errp);
 	case MIG_CMD_SWITCHOVER_START:
 		return 0; /* nothing to prepare on migd's destination */
+	case MIG_CMD_POSTCOPY_ADVISE:
+	case MIG_CMD_POSTCOPY_LISTEN:
+	case MIG_CMD_POSTCOPY_RUN:
+	case MIG_CMD_POSTCOPY_RAM_DISCARD:
+	case MIG_CMD_PACKAGED:
+	case MIG_CMD_POSTCOPY_RESUME:
+	case MIG_CMD_RECV_BITMAP:
+		return loadvm_pc_command(ld, cmd, len, errp);
 	default:
 		mig_error_setg(errp, "MIG_CMD %s is not supported by migd",
 			       pc_cmd_name(cmd));
@@ -279,7 +302,7 @@ static int section_part_end(struct loadvm *ld, struct mig_error **errp)
 /* ---- the stream ---------------------------------------------------------- */
 
 /* Dispatches one top-level item; *eof is set at QEMU_VM_EOF. */
-static int load_item(struct loadvm *ld, bool *eof, struct mig_error **errp)
+int loadvm_load_item(struct loadvm *ld, bool *eof, struct mig_error **errp)
 {
 	uint8_t type;
 	int ret;
@@ -323,11 +346,23 @@ int loadvm_run(struct loadvm *ld, struct mig_error **errp)
 	bool eof = false;
 	int ret = vms_get_header(ld->f, &ld->vms, errp);
 
-	while (!ret && !eof)
-		ret = load_item(ld, &eof, errp);
+	while (!ret && !eof) {
+		ret = loadvm_load_item(ld, &eof, errp);
+		if (ret)
+			ret = loadvm_pc_maybe_pause(ld, ret, errp);
+	}
 	if (ret)
 		return ret;
-	skip_vmdesc(ld);
+	/* After postcopy's LISTEN the rest came on the listen path: there
+	 * is no vmdesc (QEMU's listen thread stops at EOF). */
+	if (loadvm_postcopy_state(ld) < PC_INCOMING_LISTENING) {
+		skip_vmdesc(ld);
+	} else {
+		ret = loadvm_pc_check_complete(ld, errp);
+		if (ret)
+			return ret;
+		atomic_store(&ld->ps, PC_INCOMING_END);
+	}
 	send_shut(ld);
 	loadvm_set_stage(ld, LOADVM_STAGE_DONE);
 	return 0;

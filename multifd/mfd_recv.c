@@ -3,6 +3,8 @@
  * on a SYNC packet (senders before 9.0) are landed before the channel
  * parks, normal_pages == 0 means no payload whatever next_packet_size says
  * (7.2's stale SYNC packets), offsets are checked before anything is read.
+ * With a transport's recv op (mfd_recv_set_xport: multifd over RDMA) the
+ * packet comes from it and its normal pages are already in RAM.
  *
  * Channel states (atomic, for the idle check):
  *   ABSENT -> WAIT (waiting for a packet's first byte) -> BUSY (inside a
@@ -63,6 +65,8 @@ struct mfd_recv {
 	unsigned parked;
 	uint64_t generation;
 	bool broken;
+	const struct mfd_recv_xport *xport; /* set before channels start */
+	void *xport_opaque;
 	struct mfd_recv_chan *chans;
 };
 
@@ -107,6 +111,13 @@ struct mfd_recv *mfd_recv_new(const struct mfd_recv_opts *o,
 		atomic_init(&r->chans[i].state, CHAN_ABSENT);
 	}
 	return r;
+}
+
+void mfd_recv_set_xport(struct mfd_recv *r, const struct mfd_recv_xport *x,
+			void *opaque)
+{
+	r->xport = x;
+	r->xport_opaque = opaque;
 }
 
 void mfd_recv_shutdown(struct mfd_recv *r)
@@ -337,6 +348,14 @@ static int read_packet(struct mfd_recv_chan *c, struct channel *ch,
 	int ret;
 
 	set_state(c, CHAN_WAIT);
+	if (c->r->xport) {
+		ret = c->r->xport->packet(c->r->xport_opaque, c->id, c->buf,
+					  errp);
+		if (ret)
+			return ret;
+		set_state(c, CHAN_BUSY);
+		return mfd_packet_decode(c->buf, &c->pkt, errp);
+	}
 	ret = chan_read_all(ch, c->buf, 1);
 	if (ret == -EPIPE)
 		return 1;
@@ -391,6 +410,10 @@ static int packet_block(struct mfd_recv_chan *c, struct mig_error **errp)
 	struct ram_load *rl = c->r->rl;
 	int idx = ram_load_lookup(rl, c->pkt.ramblock);
 
+	if (ram_load_landing_closed(rl)) { /* postcopy's RAM is uffd's */
+		mig_error_setg(errp, RAM_LOAD_LANDING_CLOSED_MSG);
+		return -1;
+	}
 	if (idx < 0) {
 		mig_error_setg(errp, "multifd: unknown ram block %s",
 			       c->pkt.ramblock);
@@ -475,7 +498,10 @@ static int land_pages(struct mfd_recv_chan *c, struct channel *ch,
 	idx = packet_block(c, errp);
 	if (idx < 0)
 		return -EINVAL;
-	if (p->normal_pages && c->dec)
+	if (p->normal_pages && c->r->xport)
+		for (uint32_t i = 0; i < p->normal_pages; i++)
+			ram_load_mark_page(rl, idx, p->offset[i]);
+	else if (p->normal_pages && c->dec)
 		ret = land_compressed(c, ch, idx, errp);
 	else if (p->normal_pages)
 		ret = land_normal(c, ch, idx, errp);

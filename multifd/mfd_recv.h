@@ -34,9 +34,24 @@ struct mfd_recv_opts {
  * other things); it must not call mfd_recv_free(). */
 typedef void (*mfd_recv_fail_fn)(void *opaque, struct mig_error *err);
 
+/* A transport that delivers packets itself (rdma: the packet arrives as a
+ * message after its pages were RDMA-written into guest RAM; see
+ * rdma/rdma_mfd.h). packet: waits for channel id's next packet into buf,
+ * on the channel's thread: 0, 1 at a clean end of the stream, or -errno
+ * with *errp; chan_shutdown() of the channel wakes it. Normal pages are
+ * then already in RAM: they are only checked and marked received. */
+struct mfd_recv_xport {
+	int (*packet)(void *opaque, unsigned id, uint8_t buf[MFD_PACKET_SIZE],
+		      struct mig_error **errp);
+};
+
 struct mfd_recv *mfd_recv_new(const struct mfd_recv_opts *o,
 			      struct ram_load *rl, mfd_recv_fail_fn fail,
 			      void *opaque);
+/* Packets of every channel started from now on come through x (control
+ * thread, before the channels start). Not with compression. */
+void mfd_recv_set_xport(struct mfd_recv *r, const struct mfd_recv_xport *x,
+			void *opaque);
 /* Shuts down, joins every thread, closes every channel. NULL is fine. */
 void mfd_recv_free(struct mfd_recv *r);
 

@@ -1,6 +1,8 @@
 /* mfd_send.c — multifd send threads (see mfd_send.h). One mutex guards the
  * hand-over state of all channels; each channel has its own condition
- * variable, the migration thread waits on 'idle'. Lock order: s->lock only
+ * variable, the migration thread waits on 'idle'. With a transport's ops
+ * (opts.xport: multifd over RDMA) the handshake, packets and SYNCs go
+ * through them instead of chan_writev. Lock order: s->lock only
  * (no other lock is taken while holding it; I/O happens outside it). */
 #include "multifd/mfd_send.h"
 
@@ -158,6 +160,26 @@ static int compress_batch(struct mfd_chan *c, struct mfd_batch *b,
 	return 0;
 }
 
+/* The packet through the transport's ops (mfd_send_opts.xport). */
+static int xport_packet(struct mfd_chan *c, struct mfd_batch *b,
+			const struct mfd_packet *pkt)
+{
+	struct mfd_send *s = c->s;
+	struct mig_error *err = NULL;
+	int ret = s->o.xport->packet(c->ch, c->hdr, b, pkt->normal_pages,
+				     &err);
+
+	if (ret) {
+		keep_error(s, ret, err);
+		return ret;
+	}
+	mig_count(&s->ctr->multifd_bytes,
+		  MFD_PACKET_SIZE + (uint64_t)pkt->next_packet_size);
+	mig_count(&s->ctr->normal_pages, pkt->normal_pages);
+	mig_count(&s->ctr->zero_pages, pkt->zero_pages);
+	return 0;
+}
+
 static int send_batch(struct mfd_chan *c, struct mfd_batch *b)
 {
 	struct mfd_send *s = c->s;
@@ -179,6 +201,8 @@ static int send_batch(struct mfd_chan *c, struct mfd_batch *b)
 	mfd_packet_encode(&pkt, c->hdr);
 	c->iov[0].iov_base = c->hdr;
 	c->iov[0].iov_len = MFD_PACKET_SIZE;
+	if (s->o.xport)
+		return xport_packet(c, b, &pkt);
 	niov = c->comp ? 1 + !!nnormal : build_page_iov(c, b, nnormal);
 	ret = s->o.zero_copy ? mfd_zc_send_packet(c->ch, c->iov, niov)
 			     : chan_writev_all(c->ch, c->iov, niov);
@@ -198,7 +222,15 @@ static int send_sync_packet(struct mfd_chan *c)
 
 	pkt.packet_num = atomic_fetch_add(&c->s->packet_num, 1);
 	mfd_packet_encode(&pkt, c->hdr);
-	ret = chan_write_all(c->ch, c->hdr, MFD_PACKET_SIZE);
+	if (c->s->o.xport) {
+		struct mig_error *err = NULL;
+
+		ret = c->s->o.xport->sync(c->ch, c->hdr, &err);
+		if (ret)
+			keep_error(c->s, ret, err);
+	} else {
+		ret = chan_write_all(c->ch, c->hdr, MFD_PACKET_SIZE);
+	}
 	if (!ret)
 		mig_count(&c->s->ctr->multifd_bytes, MFD_PACKET_SIZE);
 	if (!ret && c->s->o.zero_copy)
@@ -214,7 +246,15 @@ static int send_init(struct mfd_chan *c)
 
 	memcpy(init.uuid, c->s->o.uuid, sizeof(init.uuid));
 	mfd_init_encode(&init, buf);
-	ret = chan_write_all(c->ch, buf, sizeof(buf));
+	if (c->s->o.xport) {
+		struct mig_error *err = NULL;
+
+		ret = c->s->o.xport->init(c->ch, buf, &err);
+		if (ret)
+			keep_error(c->s, ret, err);
+	} else {
+		ret = chan_write_all(c->ch, buf, sizeof(buf));
+	}
 	if (!ret)
 		mig_count(&c->s->ctr->multifd_bytes, sizeof(buf));
 	return ret;
@@ -323,6 +363,13 @@ struct mfd_send *mfd_send_start(struct channel **chans,
 		goto err_oom;
 	s->o = *o;
 	s->ctr = ctr;
+	if (o->xport && (o->compression || o->zero_copy)) {
+		free(s->chans);
+		free(s);
+		mig_error_setg(errp, "multifd over rdma supports neither "
+				     "multifd-compression nor zero-copy-send");
+		return NULL;
+	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->idle, NULL);
 	if (o->zero_copy && mfd_zc_enable(chans, o->nchannels, errp)) {
@@ -448,8 +495,13 @@ void mfd_send_free(struct mfd_send *s)
 	if (s->chans) {
 		pthread_mutex_lock(&s->lock);
 		s->quit = true;
-		for (unsigned i = 0; i < s->o.nchannels; i++)
+		for (unsigned i = 0; i < s->o.nchannels; i++) {
+			/* A transport's op may wait for its peer (credits):
+			 * wake it. Everything it sent was acknowledged. */
+			if (s->o.xport && s->chans[i].ch)
+				chan_shutdown(s->chans[i].ch);
 			pthread_cond_signal(&s->chans[i].cond);
+		}
 		pthread_mutex_unlock(&s->lock);
 		for (unsigned i = 0; i < s->o.nchannels; i++) {
 			struct mfd_chan *c = &s->chans[i];

@@ -40,6 +40,23 @@ static inline void mfd_batch_add(struct mfd_batch *b, uint64_t offset,
 		b->known_zero[i / 64] &= ~(1ull << (i % 64));
 }
 
+/* A transport that moves packets itself instead of writing bytes to the
+ * channel (rdma: pages by RDMA WRITE, the packet as a message; see
+ * rdma/rdma_mfd.h). NULL in the options: the byte stream, unchanged.
+ * Each op runs on the channel's send thread: 0 or -errno with *errp.
+ * init: the 64-byte handshake. packet: hdr is the encoded packet, the
+ * batch's offsets hold its nnormal normal pages first. sync: a SYNC
+ * packet; returns once the peer has handled everything before it. */
+struct mfd_send_xport {
+	int (*init)(struct channel *ch, const uint8_t init[MFD_INIT_SIZE],
+		    struct mig_error **errp);
+	int (*packet)(struct channel *ch, const uint8_t hdr[MFD_PACKET_SIZE],
+		      const struct mfd_batch *b, uint32_t nnormal,
+		      struct mig_error **errp);
+	int (*sync)(struct channel *ch, const uint8_t hdr[MFD_PACKET_SIZE],
+		    struct mig_error **errp);
+};
+
 struct mfd_send_opts {
 	unsigned nchannels;
 	bool zero_detect; /* zero-page-detection=multifd */
@@ -49,6 +66,9 @@ struct mfd_send_opts {
 	uint32_t compression;
 	int compress_level;
 	uint8_t uuid[16];
+	/* Packets through a transport's own ops (not with compression or
+	 * zero-copy); NULL: written to the channels as bytes. */
+	const struct mfd_send_xport *xport;
 };
 
 /* Takes ownership of chans[0..n) (connected) and starts one thread per

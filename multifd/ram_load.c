@@ -14,9 +14,11 @@
 
 #include "guest/guest.h"
 #include "guest/ram.h"
+#include "guest/uffd.h"
 #include "multifd/qemufile.h"
 #include "multifd/ram_flags.h"
 #include "multifd/ram_load_file.h"
+#include "rdma/rdma_ram.h"
 #include "multifd/vmstate.h"
 
 #define BITS_PER_WORD (sizeof(unsigned long) * CHAR_BIT)
@@ -33,6 +35,11 @@ struct ram_load_block {
 	/* Bit set: the page may hold data (written by us, or unknown content
 	 * of an existing backing file). Clear: still zero. */
 	unsigned long *maybe_data;
+	/* Bit set: the page arrived before postcopy (precopy record or
+	 * multifd) and was not discarded since: what a postcopy recovery
+	 * reports as received, with the pages placed through uffd. */
+	unsigned long *received;
+	uint64_t pages;
 	bool skipped; /* x-ignore-shared and the block is shared */
 };
 
@@ -41,6 +48,12 @@ struct ram_load {
 	struct ram_load_block *blocks;
 	int nblocks;
 	int last_block; /* CONTINUE state of the main stream, -1: none yet */
+	/* postcopy: set at LISTEN, before any record is placed */
+	struct uffd *uffd;
+	int *uffd_range; /* per block: uffd range id, -1: not registered */
+	atomic_bool postcopy;
+	atomic_bool landing_closed; /* multifd pages refused (postcopy) */
+	atomic_bool populate_zero;  /* postcopy advised: map zero pages */
 	ram_load_sync_fn sync;
 	void *sync_opaque;
 	_Atomic uint64_t normal_pages;
@@ -59,8 +72,13 @@ static int block_init(struct ram_load_block *lb, struct ram_block *b,
 	lb->b = b;
 	lb->skipped = o->x_ignore_shared && ram_block_is_shared(b);
 	lb->maybe_data = calloc(words ? words : 1, sizeof(unsigned long));
-	if (!lb->maybe_data)
+	lb->received = calloc(words ? words : 1, sizeof(unsigned long));
+	lb->pages = pages;
+	if (!lb->maybe_data || !lb->received) {
+		free(lb->maybe_data);
+		free(lb->received);
 		return -ENOMEM;
+	}
 	/* Fresh anonymous and memfd RAM reads as zero; a backing file may
 	 * hold anything, so its pages are checked before being skipped. */
 	if (b->backing == RAM_BACKING_FILE)
@@ -99,9 +117,12 @@ void ram_load_free(struct ram_load *rl)
 {
 	if (!rl)
 		return;
-	for (int i = 0; i < rl->nblocks; i++)
+	for (int i = 0; i < rl->nblocks; i++) {
 		free(rl->blocks[i].maybe_data);
+		free(rl->blocks[i].received);
+	}
 	free(rl->blocks);
+	free(rl->uffd_range);
 	free(rl);
 }
 
@@ -140,6 +161,16 @@ static unsigned long *page_word(struct ram_load *rl, int idx, uint64_t offset,
 	return &rl->blocks[idx].maybe_data[page / BITS_PER_WORD];
 }
 
+static void set_received(struct ram_load *rl, int idx, uint64_t offset)
+{
+	uint64_t page = offset / RAM_TARGET_PAGE_SIZE;
+	unsigned long mask = 1ul << (page % BITS_PER_WORD);
+	unsigned long *w = &rl->blocks[idx].received[page / BITS_PER_WORD];
+
+	if (!(__atomic_load_n(w, __ATOMIC_RELAXED) & mask))
+		__atomic_fetch_or(w, mask, __ATOMIC_RELAXED);
+}
+
 void ram_load_mark_page(struct ram_load *rl, int idx, uint64_t offset)
 {
 	unsigned long mask;
@@ -147,6 +178,7 @@ void ram_load_mark_page(struct ram_load *rl, int idx, uint64_t offset)
 
 	if (!(__atomic_load_n(w, __ATOMIC_RELAXED) & mask))
 		__atomic_fetch_or(w, mask, __ATOMIC_RELAXED);
+	set_received(rl, idx, offset);
 }
 
 static bool page_is_zero(const uint8_t *p)
@@ -165,6 +197,9 @@ void ram_load_zero_page(struct ram_load *rl, int idx, uint64_t offset)
 	unsigned long *w = page_word(rl, idx, offset, &mask);
 	uint8_t *host = rl->blocks[idx].b->host + offset;
 
+	set_received(rl, idx, offset);
+	if (atomic_load_explicit(&rl->populate_zero, memory_order_relaxed))
+		(void)*(volatile uint8_t *)host; /* present from now on */
 	/* Reading before writing keeps untouched file pages (holes) and
 	 * pages that are already zero out of the page cache's dirty set. */
 	if ((__atomic_load_n(w, __ATOMIC_RELAXED) & mask) &&
@@ -262,6 +297,8 @@ static int parse_block_entry(struct ram_load *rl, struct qfile *f,
 			       id, aligned, rl->blocks[idx].b->used_length);
 		return -EINVAL;
 	}
+	if (rl->opts.rdma && rdma_dst_block_seen(rl->opts.rdma, idx, errp))
+		return -EINVAL;
 	return rl->opts.file ? load_file_block(rl, f, idx, *length, errp) : 0;
 }
 
@@ -289,17 +326,17 @@ static int parse_mem_size(struct ram_load *rl, struct qfile *f, uint64_t total,
 
 /* The block of a page record: the previous one (CONTINUE) or named. */
 static int block_from_stream(struct ram_load *rl, struct qfile *f,
-			     uint64_t flags, struct mig_error **errp)
+			     uint64_t flags, int *last, struct mig_error **errp)
 {
 	char id[256];
 	int idx, ret;
 
 	if (flags & RAM_SAVE_FLAG_CONTINUE) {
-		if (rl->last_block < 0) {
+		if (*last < 0) {
 			mig_error_setg(errp, "Ack, bad migration stream!");
 			return -EINVAL;
 		}
-		return rl->last_block;
+		return *last;
 	}
 	ret = qfile_get_str8(f, id);
 	if (ret)
@@ -313,7 +350,7 @@ static int block_from_stream(struct ram_load *rl, struct qfile *f,
 		mig_error_setg(errp, "block %s should not be migrated !", id);
 		return -EINVAL;
 	}
-	rl->last_block = idx;
+	*last = idx;
 	return idx;
 }
 
@@ -351,9 +388,9 @@ static int load_page(struct ram_load *rl, struct qfile *f, int idx,
 /* The page's block and a bounds check, before anything else is read, as
  * QEMU does for every page-like record. */
 static int page_target(struct ram_load *rl, struct qfile *f, uint64_t flags,
-		       uint64_t addr, struct mig_error **errp)
+		       uint64_t addr, int *last, struct mig_error **errp)
 {
-	int idx = block_from_stream(rl, f, flags, errp);
+	int idx = block_from_stream(rl, f, flags, last, errp);
 
 	if (idx < 0)
 		return idx;
@@ -382,7 +419,7 @@ static int load_record(struct ram_load *rl, struct qfile *f, bool *eos,
 		return -EINVAL;
 	}
 	if (flags & (RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_PAGE)) {
-		idx = page_target(rl, f, flags, addr, errp);
+		idx = page_target(rl, f, flags, addr, &rl->last_block, errp);
 		if (idx < 0)
 			return idx;
 	}
@@ -399,9 +436,13 @@ static int load_record(struct ram_load *rl, struct qfile *f, bool *eos,
 		*eos = true;
 		return rl->opts.flush_after_each_section ? do_sync(rl, errp)
 							 : 0;
+	case RAM_SAVE_FLAG_HOOK:
+		if (rl->opts.rdma) /* rdma: its control loop */
+			return rdma_dst_hook(rl->opts.rdma, rl, errp);
+		/* fall through */
 	default:
-		/* Also HOOK (RDMA), XBZRLE and COMPRESS_PAGE (gone in 9.1):
-		 * migd's destination supports none of them. */
+		/* Also HOOK outside rdma:, XBZRLE and COMPRESS_PAGE (gone
+		 * in 9.1): migd's destination supports none of them. */
 		mig_error_setg(errp,
 			       "Unknown combination of migration flags: "
 			       "0x%x",
@@ -423,7 +464,175 @@ int ram_load_section(struct ram_load *rl, struct qfile *f, uint32_t version,
 			       version, VMS_RAM_VERSION);
 		return -EINVAL;
 	}
+	if (atomic_load(&rl->postcopy))
+		return ram_load_postcopy(rl, f, &rl->last_block, errp);
 	while (!ret && !eos)
 		ret = load_record(rl, f, &eos, errp);
+	return ret;
+}
+
+/* ---- postcopy: records placed through userfaultfd ------------------------ */
+
+int ram_load_set_postcopy(struct ram_load *rl, struct uffd *u,
+			  const int *ranges)
+{
+	rl->uffd_range =
+		calloc(rl->nblocks ? (size_t)rl->nblocks : 1, sizeof(int));
+	if (!rl->uffd_range)
+		return -ENOMEM;
+	for (int i = 0; i < rl->nblocks; i++)
+		rl->uffd_range[i] = ranges[i];
+	rl->uffd = u;
+	atomic_store(&rl->postcopy, true);
+	return 0;
+}
+
+void ram_load_populate_zero_pages(struct ram_load *rl)
+{
+	atomic_store(&rl->populate_zero, true);
+}
+
+void ram_load_close_landing(struct ram_load *rl)
+{
+	atomic_store(&rl->landing_closed, true);
+}
+
+bool ram_load_landing_closed(const struct ram_load *rl)
+{
+	return atomic_load(&rl->landing_closed);
+}
+
+void ram_load_forget(struct ram_load *rl, int idx, uint64_t start,
+		     uint64_t length)
+{
+	struct ram_load_block *lb = &rl->blocks[idx];
+	uint64_t first = start / RAM_TARGET_PAGE_SIZE;
+	uint64_t end = first + length / RAM_TARGET_PAGE_SIZE;
+
+	for (uint64_t p = first; p < end && p < lb->pages; p++)
+		__atomic_fetch_and(&lb->received[p / BITS_PER_WORD],
+				   ~(1ul << (p % BITS_PER_WORD)),
+				   __ATOMIC_RELAXED);
+}
+
+void ram_load_received_or_le(const struct ram_load *rl, int idx, uint8_t *le,
+			     size_t len)
+{
+	const struct ram_load_block *lb = &rl->blocks[idx];
+	size_t words =
+		(size_t)((lb->pages + BITS_PER_WORD - 1) / BITS_PER_WORD);
+
+	for (size_t i = 0; i < words; i++) {
+		unsigned long w =
+			__atomic_load_n(&lb->received[i], __ATOMIC_RELAXED);
+
+		for (unsigned b = 0; w && b < BITS_PER_WORD; b++, w >>= 1) {
+			uint64_t page = (uint64_t)i * BITS_PER_WORD + b;
+
+			if ((w & 1) && page / 8 < len)
+				le[page / 8] |= (uint8_t)(1u << (page % 8));
+		}
+	}
+}
+
+bool ram_load_postcopy_running(const struct ram_load *rl)
+{
+	return atomic_load(&rl->postcopy);
+}
+
+int ram_load_nblocks(const struct ram_load *rl)
+{
+	return rl->nblocks;
+}
+
+/* One page (buf) or a zero page (buf NULL) at addr of block idx. Nothing
+ * is ever written into registered RAM directly: placement is atomic and
+ * wakes the vCPUs waiting for the page. */
+static int place(struct ram_load *rl, int idx, uint64_t addr,
+		 const uint8_t *buf, struct mig_error **errp)
+{
+	int range = rl->uffd_range[idx];
+	int ret;
+
+	if (range < 0) {
+		mig_error_setg(errp, "postcopy: block %s is not registered",
+			       rl->blocks[idx].b->name);
+		return -EINVAL;
+	}
+	ret = buf ? uffd_place_page(rl->uffd, (unsigned)range, addr, buf, errp)
+		  : uffd_place_zero(rl->uffd, (unsigned)range, addr, errp);
+	if (ret < 0)
+		return ret == -EIO ? -EFAULT : ret; /* not a network error */
+	ram_load_count(rl, buf ? 1 : 0, buf ? 0 : 1);
+	return 0;
+}
+
+static int postcopy_page(struct ram_load *rl, struct qfile *f, int idx,
+			 uint64_t flags, uint64_t addr, struct mig_error **errp)
+{
+	uint8_t buf[RAM_TARGET_PAGE_SIZE] __attribute__((aligned(64)));
+	uint8_t ch;
+	int ret;
+
+	if (flags & RAM_SAVE_FLAG_PAGE) {
+		ret = qfile_get_buffer(f, buf, sizeof(buf));
+		if (ret)
+			return read_fail(ret, errp);
+		return place(rl, idx, addr, buf, errp);
+	}
+	ret = qfile_get_u8(f, &ch);
+	if (ret)
+		return read_fail(ret, errp);
+	if (ch != 0) {
+		mig_error_setg(errp, "Found a zero page with value %d", ch);
+		return -EINVAL;
+	}
+	return place(rl, idx, addr, NULL, errp);
+}
+
+/* One postcopy record; *eos is set at EOS. QEMU's ram_load_postcopy()
+ * for blocks whose page size is the target page size (ADVISE refuses
+ * others). */
+static int postcopy_record(struct ram_load *rl, struct qfile *f, int *last,
+			   bool *eos, struct mig_error **errp)
+{
+	uint64_t v, flags, addr;
+	int idx, ret = qfile_get_be64(f, &v);
+
+	if (ret)
+		return read_fail(ret, errp);
+	flags = v & RECORD_FLAGS_MASK;
+	addr = v & RAM_TARGET_PAGE_MASK;
+	switch (flags & ~(uint64_t)RAM_SAVE_FLAG_CONTINUE) {
+	case RAM_SAVE_FLAG_ZERO:
+	case RAM_SAVE_FLAG_PAGE:
+		idx = page_target(rl, f, flags, addr, last, errp);
+		if (idx < 0)
+			return idx;
+		return postcopy_page(rl, f, idx, flags, addr, errp);
+	case RAM_SAVE_FLAG_EOS:
+		*eos = true;
+		return 0;
+	default:
+		mig_error_setg(errp,
+			       "Unknown combination of migration flags: "
+			       "0x%x (postcopy mode)",
+			       (unsigned)flags);
+		return -EINVAL;
+	}
+}
+
+int ram_load_postcopy(struct ram_load *rl, struct qfile *f, int *last_block,
+		      struct mig_error **errp)
+{
+	bool eos = false;
+	int ret = 0;
+
+	if (!atomic_load(&rl->postcopy)) {
+		mig_error_setg(errp, "postcopy RAM records before LISTEN");
+		return -EINVAL;
+	}
+	while (!ret && !eos)
+		ret = postcopy_record(rl, f, last_block, &eos, errp);
 	return ret;
 }

@@ -13,6 +13,7 @@
 #define MIGD_MULTIFD_RAM_LOAD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "util/error.h"
@@ -22,6 +23,7 @@ struct qfile;
 struct ram_block;
 struct ram_load;
 struct ram_load_file;
+struct rdma_ram;
 
 struct ram_load_opts {
 	bool multifd;		       /* the multifd capability */
@@ -32,6 +34,9 @@ struct ram_load_opts {
 	 * are read from the file (ram_load_file.h); page records are
 	 * refused ("Unexpected RAM flags") */
 	struct ram_load_file *file;
+	/* rdma: the channel's RAM protocol: HOOK records run its control
+	 * loop, MEM_SIZE tells it the source's block order (rdma_ram.h) */
+	struct rdma_ram *rdma;
 };
 
 /* Waits until every multifd channel has delivered what it was sent before
@@ -52,6 +57,44 @@ void ram_load_set_sync(struct ram_load *rl, ram_load_sync_fn fn, void *opaque);
  * including its EOS record. 0 or -errno with QEMU's message in *errp. */
 int ram_load_section(struct ram_load *rl, struct qfile *f, uint32_t version,
 		     struct mig_error **errp);
+
+/* ---- postcopy ------------------------------------------------------------
+ * After LISTEN every page record is placed through userfaultfd
+ * (UFFDIO_COPY / UFFDIO_ZEROPAGE), never written into RAM directly. */
+struct uffd;
+/* Switches to postcopy placement: ranges[i] is block i's uffd range id
+ * (-1: not registered; records for it are refused). Call once, from the
+ * main stream's thread, before postcopy records arrive. 0 or -ENOMEM. */
+int ram_load_set_postcopy(struct ram_load *rl, struct uffd *u,
+			  const int *ranges);
+bool ram_load_postcopy_running(const struct ram_load *rl);
+/* Postcopy advised: zero pages that arrive before LISTEN are read, so
+ * that they are present (mapped) when RAM gets registered: a page a
+ * source counts as sent must never fault (it would not answer for it). */
+void ram_load_populate_zero_pages(struct ram_load *rl);
+/* Pages that arrived before postcopy are remembered (page and zero
+ * records, multifd landing). DISCARD forgets [start, +length) (checked by
+ * the caller); a recovery's RECV_BITMAP ORs what is left into le (one bit
+ * per target page, little-endian bit order, len bytes). */
+void ram_load_forget(struct ram_load *rl, int idx, uint64_t start,
+		     uint64_t length);
+void ram_load_received_or_le(const struct ram_load *rl, int idx, uint8_t *le,
+			     size_t len);
+/* From LISTEN on, pages may only be placed through userfaultfd: the
+ * multifd receivers refuse packets with pages (checked by them before
+ * they touch RAM). Any thread. */
+void ram_load_close_landing(struct ram_load *rl);
+/* The error a receiver reports for such a packet. */
+#define RAM_LOAD_LANDING_CLOSED_MSG                                            \
+	"multifd: pages received after postcopy started"
+bool ram_load_landing_closed(const struct ram_load *rl);
+int ram_load_nblocks(const struct ram_load *rl);
+/* Postcopy records of one channel up to EOS (QEMU's ram_load_postcopy);
+ * *last_block is that channel's CONTINUE state (-1 at first). Any thread
+ * owning f. 0 or -errno: read errors keep the channel's errno (-EPIPE,
+ * -ECONNRESET, ...), bad records are -EINVAL. */
+int ram_load_postcopy(struct ram_load *rl, struct qfile *f, int *last_block,
+		      struct mig_error **errp);
 
 /* ---- landing (any thread) ------------------------------------------------ */
 /* Index of the block named name, or -1. */

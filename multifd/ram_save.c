@@ -2,8 +2,11 @@
  * The migration bitmap has one bit per 4 KiB page per block; the scan
  * cursor walks it round after round, each set bit is cleared and its page
  * sent, and dirty syncs OR the guest's dirty log back in.
- * Migration thread only. */
+ * Migration thread only; in postcopy the return-path thread may also send
+ * requested pages (ram_save_postcopy.c), so the bitmap and the pending
+ * count are then taken under rs->lock. */
 #include "multifd/ram_save.h"
+#include "multifd/ram_save_priv.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -20,35 +23,8 @@
 #include "multifd/ram_flags.h"
 #include "multifd/ram_save_file.h"
 #include "multifd/vmstate.h"
+#include "rdma/rdma_ram.h"
 #include "socket/channel.h"
-
-#define BITS_PER_LONG (8 * sizeof(unsigned long))
-
-struct rs_block {
-	struct ram_block *b;
-	unsigned long *bmap; /* pages still to send */
-	uint64_t npages;
-	/* First round only: mincore() residency at setup. A page that was
-	 * not populated then is zero unless the guest wrote it since — and a
-	 * write marks it dirty, so it is sent again. NULL: unknown. */
-	unsigned char *resident;
-};
-
-struct ram_save {
-	struct guest *g;
-	struct qfile *f;
-	struct ram_save_opts o;
-	struct mig_counters *ctr;
-	struct rs_block *blocks;
-	size_t nblocks;
-	size_t cur_block; /* scan cursor */
-	uint64_t cur_page;
-	uint64_t pending;		    /* set bits in all bitmaps */
-	const struct ram_block *last_block; /* CONTINUE state, main stream */
-	struct mfd_batch *batch;	    /* multifd batch being filled */
-	bool logging;
-	bool first_round; /* the bulk round, until a wrap */
-};
 
 struct ram_save *ram_save_new(struct guest *g, struct qfile *f,
 			      const struct ram_save_opts *o,
@@ -60,8 +36,10 @@ struct ram_save *ram_save_new(struct guest *g, struct qfile *f,
 
 	if (!rs)
 		return NULL;
+	pthread_mutex_init(&rs->lock, NULL);
 	rs->g = g;
 	rs->f = f;
+	rs->main.f = f;
 	rs->o = *o;
 	rs->ctr = ctr;
 	rs->nblocks = g->nblocks;
@@ -95,7 +73,7 @@ void ram_save_cleanup(struct ram_save *rs)
 	}
 }
 
-static void drop_residency(struct ram_save *rs)
+void ram_save_drop_residency(struct ram_save *rs)
 {
 	for (size_t i = 0; rs->blocks && i < rs->nblocks; i++) {
 		free(rs->blocks[i].resident);
@@ -187,11 +165,13 @@ void ram_save_free(struct ram_save *rs)
 	if (!rs)
 		return;
 	ram_save_cleanup(rs);
-	drop_residency(rs);
+	ram_save_drop_residency(rs);
 	for (size_t i = 0; rs->blocks && i < rs->nblocks; i++)
 		free(rs->blocks[i].bmap);
 	free(rs->blocks);
 	free(rs->batch);
+	free(rs->rel.r);
+	pthread_mutex_destroy(&rs->lock);
 	free(rs);
 }
 
@@ -282,15 +262,15 @@ static void put_eos(struct ram_save *rs)
 
 /* Main-stream record header: offset|flags, then the block name unless
  * CONTINUE applies. */
-static void put_record(struct ram_save *rs, const struct ram_block *b,
+static void put_record(struct rs_out *o, const struct ram_block *b,
 		       uint64_t offset, uint64_t flags)
 {
-	if (b == rs->last_block)
+	if (b == o->last_block)
 		flags |= RAM_SAVE_FLAG_CONTINUE;
-	qfile_put_be64(rs->f, offset | flags);
-	if (b != rs->last_block) {
-		qfile_put_str8(rs->f, b->name);
-		rs->last_block = b;
+	qfile_put_be64(o->f, offset | flags);
+	if (b != o->last_block) {
+		qfile_put_str8(o->f, b->name);
+		o->last_block = b;
 	}
 }
 
@@ -304,7 +284,7 @@ static int flush_batch(struct ram_save *rs)
 /* A multifd sync point: the partial batch, SYNC on every channel, and in
  * the per-round mode the MULTIFD_FLUSH record telling the destination to
  * wait for them. */
-static int multifd_flush_and_sync(struct ram_save *rs, bool put_flush_record)
+int ram_save_multifd_sync(struct ram_save *rs, bool put_flush_record)
 {
 	int ret;
 
@@ -326,7 +306,8 @@ static int multifd_flush_and_sync(struct ram_save *rs, bool put_flush_record)
 	return ret;
 }
 
-static int send_page(struct ram_save *rs, struct rs_block *rb, uint64_t page)
+int ram_save_send_page(struct ram_save *rs, struct rs_out *out,
+		       struct rs_block *rb, uint64_t page)
 {
 	struct ram_block *b = rb->b;
 	uint64_t off = page << RAM_TARGET_PAGE_BITS;
@@ -338,9 +319,16 @@ static int send_page(struct ram_save *rs, struct rs_block *rb, uint64_t page)
 	if (rs->o.file)
 		return ram_save_file_page(rs->o.file, (size_t)(rb - rs->blocks),
 					  off, known);
+	if (rdma_chan_ram(qfile_channel(out->f))) { /* rdma: RDMA WRITE */
+		mig_count(&rs->ctr->normal_pages, 1);
+		mig_count(&rs->ctr->rdma_bytes, RAM_TARGET_PAGE_SIZE);
+		return rdma_src_save_page(rdma_chan_ram(qfile_channel(out->f)),
+					  (uint32_t)(rb - rs->blocks), off,
+					  NULL);
+	}
 	if (zero_here && (known || mfd_page_is_zero(p))) {
-		put_record(rs, b, off, RAM_SAVE_FLAG_ZERO);
-		qfile_put_u8(rs->f, 0);
+		put_record(out, b, off, RAM_SAVE_FLAG_ZERO);
+		qfile_put_u8(out->f, 0);
 		mig_count(&rs->ctr->zero_pages, 1);
 		return 0;
 	}
@@ -357,10 +345,10 @@ static int send_page(struct ram_save *rs, struct rs_block *rb, uint64_t page)
 		mfd_batch_add(rs->batch, off, known);
 		return 0;
 	}
-	put_record(rs, b, off, RAM_SAVE_FLAG_PAGE);
-	qfile_put_ram(rs->f, p, RAM_TARGET_PAGE_SIZE);
+	put_record(out, b, off, RAM_SAVE_FLAG_PAGE);
+	qfile_put_ram(out->f, p, RAM_TARGET_PAGE_SIZE);
 	mig_count(&rs->ctr->normal_pages, 1);
-	return qfile_error(rs->f);
+	return qfile_error(out->f);
 }
 
 /* Finds and clears the next pending page at or after the cursor; sets
@@ -401,24 +389,42 @@ static bool next_page(struct ram_save *rs, size_t *bi, uint64_t *page,
 	}
 }
 
-/* Sends the next pending page; 1 sent, 0 nothing pending, -errno. */
-static int save_one(struct ram_save *rs)
+bool ram_save_test_clear(struct ram_save *rs, struct rs_block *rb,
+			 uint64_t page)
 {
-	bool wrapped = false;
+	unsigned long *w = &rb->bmap[page / BITS_PER_LONG];
+	unsigned long bit = 1ul << (page % BITS_PER_LONG);
+
+	if (page >= rb->npages || !(*w & bit))
+		return false;
+	*w &= ~bit;
+	rs->pending--;
+	return true;
+}
+
+/* Sends the next pending page; 1 sent, 0 nothing pending, -errno. */
+int ram_save_one(struct ram_save *rs)
+{
+	bool wrapped = false, found;
 	uint64_t page;
 	size_t bi;
-	bool found = next_page(rs, &bi, &page, &wrapped);
 	int ret = 0;
 
+	if (rs->postcopy) /* the return-path thread may send pages too */
+		pthread_mutex_lock(&rs->lock);
+	found = next_page(rs, &bi, &page, &wrapped);
+	if (rs->postcopy)
+		pthread_mutex_unlock(&rs->lock);
 	/* A completed round: per-round multifd sync, as QEMU 8.1+ does when
-	 * its scan wraps around. */
+	 * its scan wraps around (never in postcopy: no multifd then). */
 	if (wrapped && rs->first_round)
-		drop_residency(rs);
+		ram_save_drop_residency(rs);
 	if (wrapped && !rs->o.flush_each_section)
-		ret = multifd_flush_and_sync(rs, true);
+		ret = ram_save_multifd_sync(rs, true);
 	if (ret || !found)
 		return ret;
-	ret = send_page(rs, &rs->blocks[bi], page);
+	ret = ram_save_send_page(rs, &rs->main, &rs->blocks[bi], page);
+	ram_save_note_release(rs, &rs->blocks[bi], page);
 	atomic_store(&rs->ctr->remaining_pages, rs->pending);
 	atomic_store(&rs->ctr->main_bytes, qfile_pos(rs->f));
 	return ret ? ret : 1;
@@ -440,12 +446,12 @@ static int put_mem_size(struct ram_save *rs, struct mig_error **errp)
 }
 
 /* Ends a section: legacy mode syncs multifd before every EOS. */
-static int end_section(struct ram_save *rs)
+int ram_save_end_section(struct ram_save *rs)
 {
 	int ret = 0;
 
 	if (rs->o.flush_each_section)
-		ret = multifd_flush_and_sync(rs, false);
+		ret = ram_save_multifd_sync(rs, false);
 	put_eos(rs);
 	vms_put_footer(rs->f, rs->o.vms, VMS_ID_RAM);
 	atomic_store(&rs->ctr->main_bytes, qfile_pos(rs->f));
@@ -473,12 +479,15 @@ int ram_save_setup(struct ram_save *rs, struct mig_error **errp)
 	vms_put_section_header(rs->f, VMS_SECTION_START, VMS_ID_RAM, "ram", 0,
 			       VMS_RAM_VERSION);
 	ret = put_mem_size(rs, errp);
+	if (!ret && rdma_chan_ram(qfile_channel(rs->f)))
+		ret = rdma_src_setup(rdma_chan_ram(qfile_channel(rs->f)), rs->g,
+				     rs->f, errp);
 	if (ret)
 		return ret;
 	if (!rs->o.flush_each_section)
-		ret = multifd_flush_and_sync(rs, true);
+		ret = ram_save_multifd_sync(rs, true);
 	if (!ret)
-		ret = end_section(rs);
+		ret = ram_save_end_section(rs);
 	return ret ? io_error(rs, ret, errp) : 0;
 }
 
@@ -488,8 +497,12 @@ int ram_save_iterate(struct ram_save *rs, ram_save_stop_fn stop, void *opaque,
 	int ret, done = 0;
 
 	vms_put_section_header(rs->f, VMS_SECTION_PART, VMS_ID_RAM, NULL, 0, 0);
+	if (rdma_chan_ram(qfile_channel(rs->f)) &&
+	    rdma_src_round_start(rdma_chan_ram(qfile_channel(rs->f)), rs->f,
+				 errp))
+		return -EIO;
 	for (unsigned n = 0;; n++) {
-		ret = save_one(rs);
+		ret = ram_save_one(rs);
 		if (ret < 0)
 			return io_error(rs, ret, errp);
 		if (ret == 0) {
@@ -500,8 +513,12 @@ int ram_save_iterate(struct ram_save *rs, ram_save_stop_fn stop, void *opaque,
 			break;
 	}
 	ret = flush_batch(rs);
+	if (!ret && rdma_chan_ram(qfile_channel(rs->f)) &&
+	    rdma_src_round_stop(rdma_chan_ram(qfile_channel(rs->f)), rs->f,
+				errp))
+		return -EIO;
 	if (!ret)
-		ret = end_section(rs);
+		ret = ram_save_end_section(rs);
 	return ret ? io_error(rs, ret, errp) : done;
 }
 
@@ -509,15 +526,24 @@ int ram_save_complete(struct ram_save *rs, struct mig_error **errp)
 {
 	int ret;
 
-	ram_save_sync(rs);
+	if (!rs->postcopy) /* postcopy: the guest stopped at the switch */
+		ram_save_sync(rs);
 	vms_put_section_header(rs->f, VMS_SECTION_END, VMS_ID_RAM, NULL, 0, 0);
-	while ((ret = save_one(rs)) > 0)
+	if (rdma_chan_ram(qfile_channel(rs->f)) &&
+	    rdma_src_round_start(rdma_chan_ram(qfile_channel(rs->f)), rs->f,
+				 errp))
+		return -EIO;
+	while ((ret = ram_save_one(rs)) > 0)
 		;
+	if (!ret && rdma_chan_ram(qfile_channel(rs->f)) &&
+	    rdma_src_round_stop(rdma_chan_ram(qfile_channel(rs->f)), rs->f,
+				errp))
+		return -EIO;
 	if (!ret && !rs->o.flush_each_section)
-		ret = multifd_flush_and_sync(rs, true);
+		ret = ram_save_multifd_sync(rs, true);
 	if (!ret && rs->o.file && ram_save_file_finish(rs->o.file, errp))
 		return -EIO;
 	if (!ret)
-		ret = end_section(rs);
+		ret = ram_save_end_section(rs);
 	return ret ? io_error(rs, ret, errp) : 0;
 }

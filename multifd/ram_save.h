@@ -39,6 +39,11 @@ struct ram_save_opts {
  * exhausted or time slice over. */
 typedef bool (*ram_save_stop_fn)(void *opaque);
 
+/* Postcopy: the next page the destination asked for, if any (block index,
+ * byte range); called between the background pages. */
+struct pc_req;
+typedef bool (*ram_save_urgent_fn)(void *opaque, struct pc_req *out);
+
 struct ram_save *ram_save_new(struct guest *g, struct qfile *f,
 			      const struct ram_save_opts *o,
 			      struct mig_counters *ctr);

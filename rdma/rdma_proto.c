@@ -165,6 +165,33 @@ void rproto_dest_block_encode(const struct rproto_dest_block *b,
 	put_be32(out + 28, 0);
 }
 
+/* Entry i of RAM_BLOCKS_RESULT against the local block it describes. */
+static int rproto_dest_block_decode(const uint8_t *p, uint32_t i,
+				    const struct rproto_block *local,
+				    struct rproto_dest_block *out,
+				    struct mig_error **errp)
+{
+	out->remote_host_addr = get_be64(p);
+	out->offset = get_be64(p + 8);
+	out->length = get_be64(p + 16);
+	out->remote_rkey = get_be32(p + 24);
+	if (out->length != local->length) {
+		mig_error_setg(errp,
+			       "RDMA ERROR: Block %s/%" PRIu32
+			       " has a different length %" PRIu64 "vs %" PRIu64,
+			       local->name, i, local->length, out->length);
+		return -EINVAL;
+	}
+	if (out->remote_host_addr > UINT64_MAX - out->length) {
+		mig_error_setg(errp,
+			       "RDMA ERROR: Block %s/%" PRIu32
+			       " wraps the address space",
+			       local->name, i);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int rproto_dest_blocks_decode(const uint8_t *data,
 			      const struct rproto_header *h,
 			      const struct rproto_block *local,
@@ -172,6 +199,7 @@ int rproto_dest_blocks_decode(const uint8_t *data,
 			      struct mig_error **errp)
 {
 	uint32_t nb = h->len / RPROTO_DEST_BLOCK_SIZE;
+	int ret = 0;
 
 	if (h->len % RPROTO_DEST_BLOCK_SIZE || nb != nb_local) {
 		mig_error_setg(errp,
@@ -183,31 +211,11 @@ int rproto_dest_blocks_decode(const uint8_t *data,
 			       nb_local, nb);
 		return -EINVAL;
 	}
-	for (uint32_t i = 0; i < nb; i++) {
-		const uint8_t *p = data + (size_t)i * RPROTO_DEST_BLOCK_SIZE;
-
-		out[i].remote_host_addr = get_be64(p);
-		out[i].offset = get_be64(p + 8);
-		out[i].length = get_be64(p + 16);
-		out[i].remote_rkey = get_be32(p + 24);
-		if (out[i].length != local[i].length) {
-			mig_error_setg(errp,
-				       "RDMA ERROR: Block %s/%" PRIu32
-				       " has a different length %" PRIu64
-				       "vs %" PRIu64,
-				       local[i].name, i, local[i].length,
-				       out[i].length);
-			return -EINVAL;
-		}
-		if (out[i].remote_host_addr > UINT64_MAX - out[i].length) {
-			mig_error_setg(errp,
-				       "RDMA ERROR: Block %s/%" PRIu32
-				       " wraps the address space",
-				       local[i].name, i);
-			return -EINVAL;
-		}
-	}
-	return 0;
+	for (uint32_t i = 0; i < nb && !ret; i++)
+		ret = rproto_dest_block_decode(
+			data + (size_t)i * RPROTO_DEST_BLOCK_SIZE, i, &local[i],
+			&out[i], errp);
+	return ret;
 }
 
 /* --- COMPRESS --------------------------------------------------------------

@@ -148,6 +148,17 @@ void rv_loop_refuse_port(struct rv_fabric *f, uint16_t port)
 	pthread_mutex_unlock(&fab->lock);
 }
 
+void rv_loop_set_accept_fault(struct rv_fabric *f, unsigned int nth,
+			      enum rv_loop_accept_fault fault)
+{
+	struct lb_fabric *fab = LB_FAB(f);
+
+	pthread_mutex_lock(&fab->lock);
+	fab->accept_fault_in = nth;
+	fab->accept_fault = fault;
+	pthread_mutex_unlock(&fab->lock);
+}
+
 void rv_loop_set_resolve_fault(struct rv_fabric *f,
 			       enum rv_loop_resolve_fault fault)
 {
@@ -525,6 +536,17 @@ static void lb_establish(struct lb_id *child, struct lb_id *act)
 	child->listener = NULL;
 }
 
+/* An accept the active side never completes (lock held): silent, or it
+ * vanished (the passive id gets CONNECT_ERROR, the active one REJECTED). */
+static void lb_accept_fault(struct lb_id *id, enum rv_loop_accept_fault f)
+{
+	if (f != RV_LOOP_ACCEPT_LOST)
+		return;
+	lb_id_abandon(id);
+	id->state = LB_ID_DISCONNECTED;
+	lb_cm_push(id, RV_CM_CONNECT_ERROR, -ETIMEDOUT, NULL, 0, 0);
+}
+
 static int lb_accept(struct rv_cm_id *i, const struct rv_conn_param *p)
 {
 	struct lb_id *id = LB_ID(i);
@@ -540,6 +562,9 @@ static int lb_accept(struct rv_cm_id *i, const struct rv_conn_param *p)
 		ret = -EINVAL;
 	} else if (!act) {
 		ret = -ECONNRESET;
+	} else if (fab->accept_fault_in && --fab->accept_fault_in == 0 &&
+		   fab->accept_fault != RV_LOOP_ACCEPT_OK) {
+		lb_accept_fault(id, fab->accept_fault);
 	} else {
 		id->rnr_retry = p->rnr_retry_count;
 		lb_establish(id, act);

@@ -48,6 +48,12 @@ enum rv_loop_resolve_fault {
 	RV_LOOP_UNREACHABLE, /* connect -> UNREACHABLE */
 };
 
+enum rv_loop_accept_fault {
+	RV_LOOP_ACCEPT_OK,
+	RV_LOOP_ACCEPT_SILENT, /* the active side never completes: no event */
+	RV_LOOP_ACCEPT_LOST,   /* it vanished: CONNECT_ERROR to the passive */
+};
+
 struct rv_fabric *rv_loop_create(void);
 /* Objects created and not yet destroyed (0 when everything was freed). */
 unsigned int rv_loop_live_objects(struct rv_fabric *fab);
@@ -60,6 +66,9 @@ void rv_loop_fail_reg(struct rv_fabric *fab, unsigned int nth, int err);
 void rv_loop_refuse_port(struct rv_fabric *fab, uint16_t port);
 void rv_loop_set_resolve_fault(struct rv_fabric *fab,
 			       enum rv_loop_resolve_fault fault);
+/* The nth accept from now (1 = the next) succeeds but meets fault. */
+void rv_loop_set_accept_fault(struct rv_fabric *fab, unsigned int nth,
+			      enum rv_loop_accept_fault fault);
 /* Completions become visible delay_ms after the work completes. */
 void rv_loop_set_delay(struct rv_fabric *fab, int delay_ms);
 /* One RNR retry lasts ms (default 1). */

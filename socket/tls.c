@@ -3,10 +3,17 @@
  * write buffer (a few large inner writes per SSL_write instead of one per
  * 16 KiB record), the blocking handshake and its error messages, a
  * pushback buffer for bytes read to classify a connection, and close_notify
- * at close. Owner thread for I/O and close; tls_shutdown any thread. */
+ * at close. Owner thread for I/O and close; tls_shutdown any thread. One
+ * other thread may write while the owner reads (postcopy's page requests on
+ * either side's return path): SSL calls are serialised by io_lock and a
+ * reader waits for the inner fd to turn readable without holding it.
+ * Input already inside the session (read ahead, decrypted, pushed back) is
+ * invisible to poll(): tls_channel_has_buffered_input() tells. */
 #include "socket/tls_priv.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +32,7 @@ struct tls_chan {
 	struct channel *inner;
 	struct tls_ctx *ctx;
 	SSL *ssl;
+	pthread_mutex_t io_lock; /* around every SSL call after the handshake */
 	atomic_bool shut;
 	bool established; /* handshake done, no fatal error since */
 	bool allow_truncation;
@@ -217,10 +225,50 @@ static ssize_t take_unread(struct tls_chan *t, const struct iovec *iov,
 	return (ssize_t)done;
 }
 
-/* More plaintext is there without blocking. */
+/* More plaintext is there without blocking. Under io_lock. */
 static bool readable_now(struct tls_chan *t)
 {
 	return SSL_pending(t->ssl) > 0 || t->rpos < t->rlen;
+}
+
+/* Nothing buffered: waits for the inner fd without io_lock, so a writer on
+ * another thread never waits behind a read that blocks. */
+static void wait_readable(struct tls_chan *t)
+{
+	struct pollfd p = {.fd = t->inner->fd, .events = POLLIN};
+	bool now;
+
+	pthread_mutex_lock(&t->io_lock);
+	now = readable_now(t);
+	pthread_mutex_unlock(&t->io_lock);
+	while (!now && p.fd >= 0 && !atomic_load(&t->shut) &&
+	       poll(&p, 1, 200) == 0)
+		;
+}
+
+static int locked_read(struct tls_chan *t, void *buf, size_t len, size_t *got,
+		       ssize_t *err)
+{
+	int rc;
+
+	wait_readable(t);
+	pthread_mutex_lock(&t->io_lock);
+	ERR_clear_error();
+	rc = SSL_read_ex(t->ssl, buf, len, got);
+	if (rc <= 0)
+		*err = io_result(t, rc, true);
+	pthread_mutex_unlock(&t->io_lock);
+	return rc;
+}
+
+static bool readable_locked(struct tls_chan *t)
+{
+	bool r;
+
+	pthread_mutex_lock(&t->io_lock);
+	r = readable_now(t);
+	pthread_mutex_unlock(&t->io_lock);
+	return r;
 }
 
 static ssize_t tls_readv(struct channel *ch, const struct iovec *iov,
@@ -238,18 +286,15 @@ static ssize_t tls_readv(struct channel *ch, const struct iovec *iov,
 
 		while (off < iov[i].iov_len) {
 			size_t got = 0;
+			ssize_t r = 0;
 			int rc;
 
-			if (done && !readable_now(t))
+			if (done && !readable_locked(t))
 				return (ssize_t)done;
-			ERR_clear_error();
-			rc = SSL_read_ex(t->ssl, (char *)iov[i].iov_base + off,
-					 iov[i].iov_len - off, &got);
-			if (rc <= 0) {
-				ssize_t r = io_result(t, rc, true);
-
+			rc = locked_read(t, (char *)iov[i].iov_base + off,
+					 iov[i].iov_len - off, &got, &r);
+			if (rc <= 0)
 				return done && r <= 0 ? (ssize_t)done : r;
-			}
 			off += got;
 			done += got;
 		}
@@ -259,8 +304,23 @@ static ssize_t tls_readv(struct channel *ch, const struct iovec *iov,
 
 /* Small entries are gathered into one SSL_write (one record per 16 KiB,
  * not one per entry); a large first entry is written in place. */
+static ssize_t tls_writev_locked(struct channel *ch, const struct iovec *iov,
+				 int iovcnt);
+
 static ssize_t tls_writev(struct channel *ch, const struct iovec *iov,
 			  int iovcnt)
+{
+	struct tls_chan *t = to_tls(ch);
+	ssize_t ret;
+
+	pthread_mutex_lock(&t->io_lock);
+	ret = tls_writev_locked(ch, iov, iovcnt);
+	pthread_mutex_unlock(&t->io_lock);
+	return ret;
+}
+
+static ssize_t tls_writev_locked(struct channel *ch, const struct iovec *iov,
+				 int iovcnt)
 {
 	struct tls_chan *t = to_tls(ch);
 	const void *src = NULL;
@@ -308,6 +368,7 @@ static void tls_shutdown(struct channel *ch)
 
 static void tls_free(struct tls_chan *t)
 {
+	pthread_mutex_destroy(&t->io_lock);
 	SSL_free(t->ssl);
 	tls_ctx_unref(t->ctx);
 	free(t->rbuf);
@@ -394,6 +455,7 @@ static struct tls_chan *tls_chan_alloc(struct tls_ctx *c, struct channel *inner)
 
 	if (!t)
 		return NULL;
+	pthread_mutex_init(&t->io_lock, NULL);
 	t->rbuf = malloc(RBUF_SIZE);
 	t->wbuf = malloc(WBUF_SIZE);
 	t->stage = malloc(STAGE_SIZE);
@@ -463,6 +525,28 @@ fail:
 	chan_close(t->inner);
 	tls_free(t);
 	return NULL;
+}
+
+bool tls_channel_has_buffered_input(struct channel *ch)
+{
+	struct tls_chan *t = to_tls(ch);
+
+	if (!tls_channel_is_tls(ch) || atomic_load(&t->shut))
+		return false;
+	return t->upos < t->ulen || readable_locked(t);
+}
+
+bool tls_channel_wait_input(struct channel *ch, int timeout_ms)
+{
+	struct pollfd p = {.fd = ch->fd, .events = POLLIN};
+	int n;
+
+	if (tls_channel_has_buffered_input(ch))
+		return true;
+	do
+		n = ch->fd >= 0 ? poll(&p, 1, timeout_ms) : 0;
+	while (n < 0 && errno == EINTR);
+	return n > 0;
 }
 
 bool tls_channel_is_tls(const struct channel *ch)

@@ -6,7 +6,8 @@
  * and close_notify at close. Does not own which credentials a migration
  * uses (control/objects.c) nor when channels are made (control/).
  * A tls_ctx may be shared by any threads (refcounted). A TLS channel is used
- * by its owner thread; chan_shutdown() may come from any thread. */
+ * by its owner thread, and one other thread may write while it reads (a
+ * return path); chan_shutdown() may come from any thread. */
 #ifndef MIGD_SOCKET_TLS_H
 #define MIGD_SOCKET_TLS_H
 
@@ -67,6 +68,16 @@ struct channel *tls_channel_new(struct tls_ctx *c, struct channel *inner,
 				const struct tls_session_opts *o,
 				struct mig_error **errp);
 
+/* Input that a poll() on ch->fd cannot see: bytes pushed back, plaintext
+ * OpenSSL already decrypted, or records read ahead from the socket. A read
+ * then returns without waiting for the socket (for a partial record, it
+ * waits for the rest only). False for other channels and after shutdown.
+ * The reading thread (one other thread may be writing). */
+bool tls_channel_has_buffered_input(struct channel *ch);
+/* Buffered input (above), else poll() for the socket to turn readable up
+ * to timeout_ms (-1: no limit). True when a read would not wait for the
+ * peer's next send. Reading thread; ch may be any channel. */
+bool tls_channel_wait_input(struct channel *ch, int timeout_ms);
 /* True when ch is a TLS channel. */
 bool tls_channel_is_tls(const struct channel *ch);
 /* Puts len bytes back in front of the stream: the next reads return them

@@ -23,6 +23,10 @@ def _common(p):
                    "destination (started with -incoming defer)")
     p.add_argument("--dst-host", help="address the source connects to "
                    "(tcp/rdma) [127.0.0.1]")
+    p.add_argument("--rdma-host", metavar="ADDR", help="with --transport "
+                   "rdma: the destination's RDMA interface address "
+                   "(rdma:ADDR:PORT; required, lo does not work) "
+                   "[--dst-host]")
     scenario.add_options(p)
 
 
@@ -54,7 +58,8 @@ def cmd_run(args, argv):
     scen = scenario.from_args(args)
     bar = report.ProgressBar() if not args.quiet else None
     runner = Runner(args.build, args.qemu_binary, args.src_qmp,
-                    args.dst_qmp, args.dst_host, progress=bar)
+                    args.dst_qmp, args.dst_host, progress=bar,
+                    rdma_host=args.rdma_host)
     try:
         rep = runner.run(scen)
     finally:

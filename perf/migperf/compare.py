@@ -216,7 +216,7 @@ def main(args, argv):
         raise ValueError("--repeat must be at least 1")
     title = args.title or "migperf compare " + " ".join(args.vary)
     runner = Runner(args.build, args.qemu_binary, args.src_qmp,
-                    args.dst_qmp, args.dst_host)
+                    args.dst_qmp, args.dst_host, rdma_host=args.rdma_host)
 
     def on_run(p, r, rep):
         res = rep["result"]

@@ -59,6 +59,17 @@ def summary(rep):
                 _num(res.get("src_cpu_s_per_gb")),
                 _num(res["cpu_s"].get("dst")),
                 _num(res.get("dst_cpu_s_per_gb")))]
+        if sc.get("postcopy"):
+            lines.append(
+                "  postcopy%s: started at %s s, %s on the wire, %s page "
+                "requests, blocktime %s ms, destination guest %s MB/s" % (
+                    " (preempt)" if sc.get("postcopy_preempt") else "",
+                    res.get("postcopy_started_s"),
+                    _mib(res.get("postcopy_bytes")),
+                    res.get("postcopy_requests"),
+                    res.get("postcopy_blocktime_ms"),
+                    _num((res.get("dst_guest_rate_during_postcopy_bps") or 0)
+                         / 1e6)))
         for side in ("src", "dst"):
             thr = (res.get("cpu_threads") or {}).get(side) or {}
             busy = sorted(thr.values(), key=lambda x: -x["pct"])[:4]

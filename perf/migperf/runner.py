@@ -12,7 +12,7 @@ import socket
 import tempfile
 import time
 
-from migperf import peers
+from migperf import peers, rdma
 from migperf.qmp import QMPError
 from migperf.util import GB, cpu_delta, cpu_snapshot, machine_info, \
     status_kb
@@ -30,8 +30,10 @@ class RunFailed(Exception):
 
 class Runner:
     def __init__(self, build, qemu_binary=None, src_qmp=None, dst_qmp=None,
-                 dst_host=None, progress=None, tmpdir=None):
+                 dst_host=None, progress=None, tmpdir=None,
+                 rdma_host=None):
         self.build = os.path.abspath(build)
+        self.rdma_host = rdma_host or dst_host
         self.qemu_binary = qemu_binary or peers.default_qemu(self.build)
         self.src_qmp, self.dst_qmp, self.dst_host = src_qmp, dst_qmp, dst_host
         self.progress = progress
@@ -139,6 +141,11 @@ class Runner:
     def configure(self, src, dst, scen):
         caps = {"multifd": scen["multifd"] > 0,
                 "mapped-ram": scen["mapped_ram"]}
+        if scen["postcopy"]:
+            caps["postcopy-ram"] = True
+            caps["postcopy-preempt"] = scen["postcopy_preempt"]
+        if scen["transport"] == "rdma":  # QEMU wants it on both sides
+            caps["rdma-pin-all"] = scen["rdma_pin_all"]
         caps.update(scen["extra_caps"])
         src_caps = dict(caps, **{"zero-copy-send": scen["zero_copy"],
                                  "auto-converge": scen["auto_converge"],
@@ -158,10 +165,16 @@ class Runner:
             src_params["cpu-throttle-increment"] = scen["auto_converge_step"]
         if scen["dirty_limit"]:
             src_params["vcpu-dirty-limit"] = scen["dirty_limit"]
+        if scen["postcopy"]:
+            src_params["max-postcopy-bandwidth"] = \
+                scen["max_postcopy_bandwidth"]
         dst_params = dict(common)
+        dst_caps = dict(caps)
+        if scen["postcopy"]:  # the destination measures vCPU blocktime
+            dst_caps["postcopy-blocktime"] = True
         self._tls(src, dst, scen, src_params, dst_params)
         for peer, c, p in ((src, src_caps, src_params),
-                           (dst, caps, dst_params)):
+                           (dst, dst_caps, dst_params)):
             self._set(peer, c, p)
 
     def _set(self, peer, caps, params):
@@ -202,7 +215,9 @@ class Runner:
         """(incoming URI, outgoing URI) for the transport; fd: passes one
         end of a socketpair to each side with getfd."""
         t, host = scen["transport"], self.dst_host or "127.0.0.1"
-        if t in ("tcp", "rdma"):
+        if t == "rdma":
+            return (rdma.uri(self.rdma_host, _free_port()),) * 2
+        if t == "tcp":
             port = _free_port()
             return ("%s:%s:%d" % (t, host, port),) * 2
         if t == "unix":
@@ -238,6 +253,8 @@ class Runner:
                "warmup": None, "post": None, "result": {"success": False}}
         src = dst = None
         stage = "setup"
+        rdma.preflight(scen, self.rdma_host,
+                       not (self.src_qmp and self.dst_qmp))
         try:
             src = self.source(scen)
             rep["peers"]["src"] = src.describe()
@@ -298,7 +315,10 @@ class Runner:
         first = dict(snaps)
         t0 = time.monotonic()
         src.q.cmd("migrate", uri=out)
-        info = sample_loop(src, dst, scen, rep, t0, snaps, self.progress)
+        pc = Postcopy(self, src, dst, scen, rep) if scen["postcopy"] \
+            else None
+        info = sample_loop(src, dst, scen, rep, t0, snaps, self.progress,
+                           pc)
         if scen["transport"] == "file" and info.get("status") == "completed":
             dst.q.cmd("migrate-incoming", uri=inc)
         dinfo = wait_final(dst.q, 600)
@@ -308,6 +328,12 @@ class Runner:
     def _verify(self, src, dst, scen, rep):
         res = rep["result"]
         if res["status"] != "completed":
+            return
+        if res.get("dst_wrote_during_postcopy"):
+            # the destination's guest changed its RAM after the switch:
+            # nothing to compare (test_postcopy.py checks the idle case)
+            res["digest"] = {"match": None, "skipped": "the destination "
+                             "guest wrote during postcopy"}
             return
         size = scen["mem"]
         ds = peers.digest(src, self.build, self.tmpdir, size)
@@ -394,7 +420,51 @@ def make_sample(t, info, prev, guest, cpu, rss_kb=None):
     return s
 
 
-def sample_loop(src, dst, scen, rep, t0, snaps, progress):
+class Postcopy:
+    """--postcopy: migrate-start-postcopy after --postcopy-after seconds
+    of precopy; once the destination runs (postcopy-active), a migd
+    destination's guest gets the scenario's workload, so its progress
+    during postcopy shows in the report."""
+
+    def __init__(self, runner, src, dst, scen, rep):
+        self.runner, self.src, self.dst = runner, src, dst
+        self.scen, self.res = scen, rep["result"]
+        self.started = self.dst_running = False
+
+    def step(self, t, status):
+        if not self.started and status == "active" and \
+                t >= self.scen["postcopy_after"]:
+            self.src.q.cmd("migrate-start-postcopy")
+            self.started = True
+            self.res["postcopy_requested_s"] = round(t, 3)
+        if status == "postcopy-active" and \
+                "postcopy_started_s" not in self.res:
+            self.res["postcopy_started_s"] = round(t, 3)
+        if self.started and not self.dst_running and \
+                self.dst.kind == "migd" and self.scen["dirty_rate"] > 0 \
+                and self.scen["postcopy_dst_workload"]:
+            st = self.dst.q.cmd("query-migrate").get("status")
+            if st in ("postcopy-active", "completed"):
+                self.runner._set_workload(self.dst, self.scen)
+                self.dst_running = True
+                self.res["dst_wrote_during_postcopy"] = True
+                self.g0 = (t, guest_progress(self.dst))
+
+    def finish(self, t):
+        """The destination guest's write rate during postcopy."""
+        if self.started and "postcopy_started_s" not in self.res:
+            # postcopy ran between two samples
+            self.res["postcopy_started_s"] = self.res["postcopy_requested_s"]
+        if not self.dst_running or not self.g0[1]:
+            return
+        g1 = guest_progress(self.dst)
+        dt = t - self.g0[0]
+        if g1 and dt > 0:
+            self.res["dst_guest_rate_during_postcopy_bps"] = \
+                (g1["bytes_written"] - self.g0[1]["bytes_written"]) / dt
+
+
+def sample_loop(src, dst, scen, rep, t0, snaps, progress, pc=None):
     """Polls until the source's migration ends; applies the caps."""
     prev, iters, paused, info = None, 0, False, {}
     while True:
@@ -416,7 +486,11 @@ def sample_loop(src, dst, scen, rep, t0, snaps, progress):
         if progress:
             progress(s, scen)
         prev = s
+        if pc:
+            pc.step(t, info.get("status"))
         if info.get("status") in FINAL:
+            if pc:
+                pc.finish(t)
             return info
         if info.get("status") == "active":
             paused = _caps(src, scen, s, t, rep, paused)
@@ -476,6 +550,9 @@ def figures(info, dinfo, first, last, rep):
            "transferred": ram.get("transferred"), "ram_total": total,
            "iterations": ram.get("dirty-sync-count"),
            "downtime_bytes": ram.get("downtime-bytes"),
+           "postcopy_bytes": ram.get("postcopy-bytes"),
+           "postcopy_requests": ram.get("postcopy-requests"),
+           "postcopy_blocktime_ms": dinfo.get("postcopy-blocktime"),
            "throughput_gbs": total / GB / secs if secs else None,
            "wire_gbs": ram.get("transferred", 0) / GB / secs if secs
            else None, "cpu_s": cpu_s,

@@ -59,6 +59,9 @@ FIELDS = {
                     "multifd-compression: " + "|".join(COMPRESSIONS)),
     "compression_level": (_opt_int, None, "multifd-zlib/zstd-level"),
     "zero_copy": (_bool, False, "zero-copy-send capability"),
+    "rdma_pin_all": (_bool, False, "rdma-pin-all capability (--transport "
+                     "rdma): register all guest RAM at setup instead of "
+                     "1 MiB chunks on first use"),
     "tls": (_choice(TLS_KINDS), "none", "TLS with throwaway credentials: "
             "|".join(TLS_KINDS)),
     "max_bandwidth": (parse_size, 0, "max-bandwidth in bytes/s (K/M/G "
@@ -72,6 +75,18 @@ FIELDS = {
                            "auto-converge"),
     "dirty_limit": (int, 0, "dirty-limit capability with this "
                     "vcpu-dirty-limit, MB/s per vCPU (0 = off)"),
+    "postcopy": (_bool, False, "postcopy-ram on both sides; "
+                 "migrate-start-postcopy after --postcopy-after seconds"),
+    "postcopy_preempt": (_bool, False, "postcopy-preempt too (implies "
+                         "--postcopy on)"),
+    "postcopy_after": (float, 1.0, "seconds of precopy before "
+                       "migrate-start-postcopy (with --postcopy)"),
+    "postcopy_dst_workload": (_bool, True, "with --postcopy: the "
+                              "destination guest runs the workload once it "
+                              "runs (guest progress during postcopy; no "
+                              "digest check then)"),
+    "max_postcopy_bandwidth": (parse_size, 0, "max-postcopy-bandwidth in "
+                               "bytes/s, 0 = unlimited"),
     "max_iters": (int, 30, "cancel after this many dirty syncs"),
     "max_time": (float, 300.0, "cancel after this many seconds"),
     "stopped": (_bool, False, "stop the source guest before migrate "
@@ -163,6 +178,15 @@ def check(scen):
     if scen["content"] == "untouched" and scen["dirty_rate"] > 0:
         raise ValueError("--content untouched (fresh RAM) needs "
                          "--dirty-rate 0")
+    if scen["postcopy_preempt"]:
+        scen["postcopy"] = True
+    if scen["postcopy"] and scen["transport"] in ("file", "rdma"):
+        raise ValueError("--postcopy needs a stream transport with a "
+                         "return path (tcp, unix, vsock)")
+    if scen["rdma_pin_all"] and scen["transport"] != "rdma":
+        raise ValueError("--rdma-pin-all needs --transport rdma")
+    if scen["postcopy"] and scen["postcopy_after"] < 0:
+        raise ValueError("--postcopy-after must be >= 0")
     if not 0.01 <= scen["interval"] <= 1:
         raise ValueError("--interval must be between 0.01 and 1 s")
     return scen

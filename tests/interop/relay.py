@@ -43,6 +43,7 @@ class Relay:
         self.lsock.listen(16)
         self.count = 0
         self.threads = []
+        self.conns = []  # (src, dst) sockets, for cut()
         self.closed = False
         t = threading.Thread(target=self._accept, daemon=True)
         t.start()
@@ -69,6 +70,7 @@ class Relay:
             n = self.count
             self.count += 1
             dst = self._connect_target()
+            self.conns.append((src, dst))
             base = os.path.join(self.capdir, "conn-%d" % n)
             t = threading.Thread(target=self._connection,
                                  args=(src, dst, base), daemon=True)
@@ -106,6 +108,18 @@ class Relay:
                 s.shutdown(how)
             except OSError:
                 pass
+
+    def cut(self):
+        """Breaks every connection (both ends see a reset/EOF) and stops
+        accepting: a network failure in the middle of a migration."""
+        self.closed = True
+        self.lsock.close()
+        for pair in self.conns:
+            for s in pair:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def close(self, timeout=5.0):
         self.closed = True

@@ -131,8 +131,9 @@ class MigrateIncomingCommand(IncomingBase):
             ({"channels": [chan, chan]},
              "Channel list has more than one entries"),
             ({"uri": "foo:bar"}, "unknown migration protocol: foo:bar"),
-            ({"uri": "rdma:127.0.0.1:0"},
-             "Incoming migration over 'rdma' is not supported by migd yet"),
+            ({"uri": "rdma:127.0.0.1:0"},  # no RDMA device here
+             "RDMA ERROR: could not create rdma event channel: No such "
+             "device (no RDMA device on this host)"),
             ({"uri": "tcp:127.0.0.1:0", "bogus": 1},
              "Parameter 'bogus' is unexpected"),
             ({"uri": 5}, "Invalid parameter type for 'uri', expected: string"),

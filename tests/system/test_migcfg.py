@@ -236,8 +236,7 @@ class SetCapabilities(MigcfgCase):
         self.set_caps_error(caps(zero_copy_send=True), ZC)
         self.set_caps_error(caps(multifd=True, xbzrle=True),
                             "Multifd is not compatible with xbzrle")
-        self.set_caps_error(caps(postcopy_ram=True, multifd=True),
-                            "Postcopy is not yet compatible with multifd")
+        # postcopy-ram + multifd: allowed as in QEMU 10.1 (test_postcopy)
         self.set_caps_error(caps(postcopy_preempt=True),
                             "Postcopy preempt requires postcopy-ram")
         self.set_caps_error(caps(switchover_ack=True),

@@ -1,8 +1,10 @@
 """test_migperf — migperf (perf/migperf) end to end: a small comparison
 (64 MiB guest, multifd 1 and 2 channels, one repeat) and its report's
-structure and figures against the query-migrate replies it recorded; a
-scenario migd refuses fails with migd's own QMP error; --peer qemu."""
+structure and figures against the query-migrate replies it recorded;
+rdma scenarios migperf cannot run are refused up front (exit 2); --peer
+qemu."""
 import csv
+import glob
 import json
 import os
 import shutil
@@ -112,14 +114,19 @@ class TestMigperf(unittest.TestCase):
         self.assertIn("RAM digests: match", r.stdout)
         with open(path) as f:
             self.check_run(json.load(f))
-        r = migperf("run", "--mem", "64M", "--transport", "rdma",
-                    "--output", path)
-        self.assertEqual(r.returncode, 1, r.stderr + r.stdout)
-        with open(path) as f:
-            res = json.load(f)["result"]
-        self.assertFalse(res["success"])
-        self.assertEqual(res["qmp_error"]["class"], "GenericError")
-        self.assertIn("rdma", res["error"])
+        # rdma: refused before any peer starts (perf/migperf/rdma.py)
+        r = migperf("run", "--mem", "64M", "--transport", "rdma")
+        self.assertEqual(r.returncode, 2, r.stderr + r.stdout)
+        self.assertIn("--transport rdma needs --rdma-host ADDR", r.stderr)
+        if not glob.glob("/sys/class/infiniband/*"):
+            r = migperf("run", "--transport", "rdma", "--rdma-host",
+                        "192.0.2.1", "--rdma-pin-all", "on")
+            self.assertEqual(r.returncode, 2, r.stderr + r.stdout)
+            self.assertIn("--transport rdma: no RDMA device on this host",
+                          r.stderr)
+        r = migperf("run", "--rdma-pin-all", "on")
+        self.assertEqual(r.returncode, 2, r.stderr + r.stdout)
+        self.assertIn("--rdma-pin-all needs --transport rdma", r.stderr)
 
     def test_qemu_refuses_dirty_rate(self):
         r = migperf("run", "--peer", "qemu", "--dirty-rate", "10")

@@ -38,7 +38,7 @@ ERR_NEGOTIATED = "Capabilities negotiation is already complete, command ignored"
 # Spec commands that migd does not implement yet: they must not be listed
 # (or answer anything but CommandNotFound) until their issue lands.
 NOT_IMPLEMENTED = [
-    "migrate-pause", "xen-save-devices-state", "xen-set-global-dirty-log",
+    "xen-save-devices-state", "xen-set-global-dirty-log",
     "xen-load-devices-state", "xen-set-replication", "xen-colo-do-checkpoint",
     "x-colo-lost-heartbeat", "query-colo-status", "query-xen-replication-status",
 ]
@@ -51,7 +51,7 @@ REQUIRED = [
     "migrate-set-parameters", "query-migrate-parameters", "query-migrate",
     "query-status", "stop", "cont", "quit",
     "snapshot-save", "snapshot-load", "snapshot-delete", "query-jobs",
-    "job-dismiss",
+    "job-dismiss", "migrate-start-postcopy", "migrate-pause",
 ]
 
 

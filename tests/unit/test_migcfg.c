@@ -766,10 +766,12 @@ static void test_postcopy_rules(void **state)
 {
 	struct migd *md = *state;
 
-	set_caps_fails(md,
-		       "[{\"capability\": \"postcopy-ram\", \"state\": "
-		       "true}, " MULTIFD_ON "]",
-		       "Postcopy is not yet compatible with multifd");
+	/* multifd + postcopy-ram: allowed as in QEMU 10.1 */
+	set_caps_ok(md, "[{\"capability\": \"postcopy-ram\", \"state\": "
+			"true}, " MULTIFD_ON "]");
+	set_caps_ok(md, "[{\"capability\": \"postcopy-ram\", \"state\": "
+			"false}, {\"capability\": \"multifd\", \"state\": "
+			"false}]");
 	set_caps_fails(md,
 		       "[{\"capability\": \"postcopy-ram\", \"state\": "
 		       "true}, {\"capability\": \"x-ignore-shared\", "
@@ -784,8 +786,7 @@ static void test_postcopy_rules(void **state)
 		       "[{\"capability\": \"postcopy-ram\", \"state\": "
 		       "false}]",
 		       "Postcopy preempt requires postcopy-ram");
-	set_caps_fails(md, cap_on("multifd"),
-		       "Postcopy is not yet compatible with multifd");
+	set_caps_ok(md, cap_on("multifd"));
 }
 
 static void test_misc_cap_rules(void **state)
