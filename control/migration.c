@@ -412,22 +412,17 @@ static void set_compression(struct mfd_send_opts *o,
 	}
 }
 
-static int connect_channels(struct migration *m, struct mig_error **errp)
+/* The main channel (TLS-wrapped when tls-creds is set), published in
+ * m->main_ch so a kick reaches it. 0 or -errno with *errp. */
+static int connect_main(struct migration *m, struct mig_error **errp)
 {
-	/* file: opens its multifd channels itself (migration_file.c) */
-	unsigned n = mig_config_cap(m->cfg, MIG_CAP_MULTIFD) &&
-				     m->addr.kind != MIG_ADDR_FILE
-			     ? mig_config_multifd_channels(m->cfg)
-			     : 0;
-	struct channel *ch = m->addr.kind == MIG_ADDR_RDMA
-				     ? transport_rdma_connect(
-					       m->md, m->cfg, &m->addr,
-					       m->connect_cancel_fd, errp)
-				     : transport_connect(&m->addr,
-							 &m->opened_ch, errp),
-		       **chans;
-	struct mfd_send_opts o = {.nchannels = n};
+	struct channel *ch;
 
+	if (m->addr.kind == MIG_ADDR_RDMA)
+		ch = transport_rdma_connect(m->md, m->cfg, &m->addr,
+					    m->connect_cancel_fd, errp);
+	else
+		ch = transport_connect(&m->addr, &m->opened_ch, errp);
 	if (!ch)
 		return -ECONNREFUSED;
 	ch = migration_tls_wrap(m, ch, errp); /* as it is without TLS */
@@ -438,43 +433,62 @@ static int connect_channels(struct migration *m, struct mig_error **errp)
 	if (is_cancelling(m)) /* the kick came while it connected */
 		chan_shutdown(ch);
 	pthread_mutex_unlock(&m->lock);
-	if (!n)
-		return 0;
-	chans = calloc(n, sizeof(*chans));
-	if (!chans)
-		return -ENOMEM;
-	for (unsigned i = 0; i < n && !is_cancelling(m); i++) {
+	return 0;
+}
+
+/* Connects the n multifd channels into chans[]. 0 or -errno. */
+static int connect_multifd(struct migration *m, struct channel **chans,
+			   unsigned n, struct mig_error **errp)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (is_cancelling(m))
+			return -ECANCELED;
 		chans[i] = m->addr.kind == MIG_ADDR_RDMA /* rdma_mfd.h */
 				   ? transport_rdma_mfd_connect(
 					     m->md, &m->addr, chans, i,
 					     m->connect_cancel_fd, errp)
 				   : transport_connect(&m->addr, NULL, errp);
+		if (chans[i])
+			chans[i] = migration_tls_wrap(m, chans[i], errp);
 		if (!chans[i])
-			goto err;
-		chans[i] = migration_tls_wrap(m, chans[i], errp);
-		if (!chans[i])
-			goto err;
+			return -ECONNREFUSED;
 	}
-	if (is_cancelling(m))
-		goto err;
-	o.zero_detect = mig_config_zero_page_detection(m->cfg) ==
-			MIG_ZERO_PAGE_DETECTION_MULTIFD;
-	o.zero_copy = mig_config_cap(m->cfg, MIG_CAP_ZERO_COPY_SEND);
-	set_compression(&o, m->cfg);
-	memcpy(o.uuid, m->md->uuid, sizeof(o.uuid));
-	o.xport = transport_mfd_xport(&m->addr);
-	pthread_mutex_lock(&m->lock);
-	m->mfd = mfd_send_start(chans, &o, &m->ctr, errp);
-	pthread_mutex_unlock(&m->lock);
+	return is_cancelling(m) ? -ECANCELED : 0;
+}
+
+static int connect_channels(struct migration *m, struct mig_error **errp)
+{
+	/* file: opens its multifd channels itself (migration_file.c) */
+	unsigned n = mig_config_cap(m->cfg, MIG_CAP_MULTIFD) &&
+				     m->addr.kind != MIG_ADDR_FILE
+			     ? mig_config_multifd_channels(m->cfg)
+			     : 0;
+	struct mfd_send_opts o = {.nchannels = n};
+	struct channel **chans;
+	int ret = connect_main(m, errp);
+
+	if (ret || !n)
+		return ret;
+	chans = calloc(n, sizeof(*chans));
+	if (!chans)
+		return -ENOMEM;
+	ret = connect_multifd(m, chans, n, errp);
+	if (!ret) {
+		o.zero_detect = mig_config_zero_page_detection(m->cfg) ==
+				MIG_ZERO_PAGE_DETECTION_MULTIFD;
+		o.zero_copy = mig_config_cap(m->cfg, MIG_CAP_ZERO_COPY_SEND);
+		set_compression(&o, m->cfg);
+		memcpy(o.uuid, m->md->uuid, sizeof(o.uuid));
+		o.xport = transport_mfd_xport(&m->addr);
+		pthread_mutex_lock(&m->lock);
+		m->mfd = mfd_send_start(chans, &o, &m->ctr, errp);
+		pthread_mutex_unlock(&m->lock);
+		ret = m->mfd ? 0 : -ENOMEM;
+	}
 	for (unsigned i = 0; i < n; i++)
 		chan_close(chans[i]); /* the ones mfd_send_start did not take */
 	free(chans);
-	return m->mfd ? 0 : -ENOMEM;
-err:
-	for (unsigned i = 0; i < n; i++)
-		chan_close(chans[i]);
-	free(chans);
-	return -ECONNREFUSED;
+	return ret;
 }
 
 static enum ram_zero_detect zero_mode(const struct mig_config *cfg)
@@ -590,6 +604,21 @@ int migration_stop_vm(struct migration *m)
 	return m->vm_stop_done ? 0 : -ECANCELED;
 }
 
+void migration_record_totals(struct migration *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->total_time = migration_wall_ms() - m->start_ms;
+	if (m->total_time > m->setup_time) {
+		double ms = (double)(m->total_time - m->setup_time);
+
+		m->mbps = (double)mig_transferred(&m->ctr) * 8.0 / ms / 1000.0;
+		m->pages_per_second =
+			(uint64_t)((double)migration_pages_done(m) * 1000.0 /
+				   ms);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
 static int complete(struct migration *m, struct mig_error **errp)
 {
 	uint64_t t0, t_stopped, t_sent, precopy;
@@ -636,18 +665,8 @@ static int complete(struct migration *m, struct mig_error **errp)
 		 t_sent - t_stopped, now_ms() - t_sent, m->threshold_bytes);
 	pthread_mutex_lock(&m->lock);
 	m->downtime = now_ms() - t0;
-	m->total_time = migration_wall_ms() - m->start_ms;
-	/* As QEMU's migration_calculate_complete(): at the end, mbps and
-	 * pages-per-second are averages over the whole transfer. */
-	if (m->total_time > m->setup_time) {
-		double ms = (double)(m->total_time - m->setup_time);
-
-		m->mbps = (double)mig_transferred(&m->ctr) * 8.0 / ms / 1000.0;
-		m->pages_per_second =
-			(uint64_t)((double)migration_pages_done(m) * 1000.0 /
-				   ms);
-	}
 	pthread_mutex_unlock(&m->lock);
+	migration_record_totals(m);
 	return 0;
 }
 

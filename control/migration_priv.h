@@ -120,6 +120,9 @@ int migration_maybe_pause(struct migration *m, enum mig_status to);
 /* Has the control thread stop the guest (STOP event); 0 or -ECANCELED. */
 int migration_stop_vm(struct migration *m);
 uint64_t migration_pages_done(struct migration *m);
+/* At completion: total-time and, as QEMU's migration_calculate_complete(),
+ * mbps and pages-per-second averaged over the whole transfer. */
+void migration_record_totals(struct migration *m);
 /* The migration thread's body (pthread start routine). */
 void *migration_thread_main(void *opaque);
 

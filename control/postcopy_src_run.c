@@ -395,12 +395,7 @@ static int pcs_complete(struct migration *m, struct mig_error **errp)
 			       (int)shut_err);
 		return -EREMOTEIO;
 	}
-	pthread_mutex_lock(&m->lock);
-	m->total_time = migration_wall_ms() - m->start_ms;
-	if (m->total_time > m->setup_time)
-		m->mbps = (double)mig_transferred(&m->ctr) * 8.0 /
-			  (double)(m->total_time - m->setup_time) / 1000.0;
-	pthread_mutex_unlock(&m->lock);
+	migration_record_totals(m);
 	return 0;
 }
 

@@ -109,11 +109,13 @@ class Relay:
             except OSError:
                 pass
 
-    def cut(self):
-        """Breaks every connection (both ends see a reset/EOF) and stops
-        accepting: a network failure in the middle of a migration."""
-        self.closed = True
-        self.lsock.close()
+    def cut(self, keep_listening=False):
+        """Breaks every connection (both ends see a reset/EOF): a network
+        failure in the middle of a migration. Stops accepting unless
+        keep_listening (later connections are relayed as before)."""
+        if not keep_listening:
+            self.closed = True
+            self.lsock.close()
         for pair in self.conns:
             for s in pair:
                 try:

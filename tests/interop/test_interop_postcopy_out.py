@@ -25,27 +25,6 @@ DIRTY = 96               # MB/s the guest writes: precopy never converges
 WORKING_SET = 96 << 20
 
 
-class CutRelay(Relay):
-    """A relay whose connections can be cut (both directions at once)."""
-
-    def __init__(self, target_uri, capdir):
-        self.socks = []
-        super().__init__(target_uri, capdir)
-
-    def _connection(self, src, dst, base):
-        self.socks += [src, dst]
-        super()._connection(src, dst, base)
-
-    def cut(self):
-        import socket
-        for s in self.socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.socks = []
-
-
 @require_qemu("10.0")
 class PostcopyToQemuTest(InteropTestCase):
     def start_pair(self, preempt=False, extra_src=(), dst_caps=None):
@@ -77,7 +56,7 @@ class PostcopyToQemuTest(InteropTestCase):
         qd.cmd("migrate-incoming", uri=uri)
         src_uri = uri
         if relay:
-            self.relay = CutRelay(uri, os.path.join(self.tmpdir, "capture"))
+            self.relay = Relay(uri, os.path.join(self.tmpdir, "capture"))
             src_uri = self.relay.uri
         qs.cmd("migrate", uri=src_uri)
         wait_status(qs, ("active",), 30)

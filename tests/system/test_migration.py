@@ -37,7 +37,11 @@ def wait_status(q, statuses, timeout=120):
         nonlocal last
         last = q.cmd("query-migrate")
         return last.get("status") in statuses
-    wait_for(done, timeout=timeout, what="migration status in %s" % (statuses,))
+    try:
+        wait_for(done, timeout=timeout,
+                 what="migration status in %s" % (statuses,))
+    except TimeoutError:
+        raise TimeoutError("still %s" % last)
     return last
 
 

@@ -15,42 +15,14 @@ import time
 import unittest
 
 from tests.system.migdtest import MigdTestCase, free_tcp_port, wait_for
+from tests.system.test_migration import (digest, set_caps, set_params,
+                                         wait_status)
 
 MiB = 1 << 20
 LINK = 32 << 20      # max-bandwidth, bytes/s
 DIRTY = 96           # MB/s the source guest writes
 WORKING_SET = 96 << 20
 FINAL = ("completed", "failed", "cancelled")
-
-
-def wait_status(q, statuses, timeout=120):
-    last = {}
-
-    def done():
-        nonlocal last
-        last = q.cmd("query-migrate")
-        return last.get("status") in statuses
-    try:
-        wait_for(done, timeout=timeout,
-                 what="migration status in %s" % (statuses,))
-    except TimeoutError:
-        raise TimeoutError("still %s" % last)
-    return last
-
-
-def set_caps(q, **caps):
-    q.cmd("migrate-set-capabilities", capabilities=[
-        {"capability": k.replace("_", "-"), "state": v}
-        for k, v in caps.items()])
-
-
-def set_params(q, **params):
-    q.cmd("migrate-set-parameters",
-          {k.replace("_", "-"): v for k, v in params.items()})
-
-
-def digest(q):
-    return [(b["block"], b["digest"]) for b in q.cmd("x-query-ram-digest")]
 
 
 def fill(q):
