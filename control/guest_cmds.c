@@ -6,6 +6,7 @@
 #include "control/guest_cmds.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <jansson.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@
 #include "control/qmp.h"
 #include "guest/digest.h"
 #include "guest/guest.h"
+#include "guest/probe.h"
 #include "guest/vcpu.h"
 #include "guest/workload.h"
 
@@ -261,8 +263,89 @@ static json_t *cmd_query_ram_digest(struct migd *md, struct qmp_monitor *mon,
 	return list;
 }
 
+/* ---- x-query-guest-probe (workload content=probe) ----------------------- */
+
+static json_t *probe_histogram(const struct probe_hist *h)
+{
+	json_t *list = json_array();
+
+	for (unsigned b = 0; list && b < PROBE_HIST_BUCKETS; b++) {
+		if (!h->buckets[b])
+			continue;
+		json_array_append_new(
+			list, json_pack("{s:I,s:I,s:I}", "low-ns",
+					(json_int_t)probe_hist_bucket_low(b),
+					"width-ns",
+					(json_int_t)probe_hist_bucket_width(b),
+					"count", (json_int_t)h->buckets[b]));
+	}
+	return list;
+}
+
+static void set_ns(json_t *r, const char *key, uint64_t ns)
+{
+	json_int_t v = ns > INT64_MAX ? INT64_MAX : (json_int_t)ns;
+
+	json_object_set_new(r, key, json_integer(v));
+}
+
+static json_t *probe_json(const struct probe_stats *st, bool active)
+{
+	const struct probe_hist *h = &st->hist;
+	json_t *r = json_object();
+
+	json_object_set_new(r, "active", json_boolean(active));
+	json_object_set_new(r, "samples", json_integer((json_int_t)h->count));
+	json_object_set_new(r, "resident-picks",
+			    json_integer((json_int_t)st->resident));
+	json_object_set_new(r, "not-found",
+			    json_integer((json_int_t)st->not_found));
+	if (h->count) {
+		set_ns(r, "min-ns", h->min_ns);
+		set_ns(r, "max-ns", h->max_ns);
+		set_ns(r, "mean-ns", h->sum_ns / h->count);
+		set_ns(r, "median-ns", probe_hist_percentile(h, 50));
+		set_ns(r, "p90-ns", probe_hist_percentile(h, 90));
+		set_ns(r, "p99-ns", probe_hist_percentile(h, 99));
+		set_ns(r, "p999-ns", probe_hist_percentile(h, 99.9));
+	}
+	json_object_set_new(r, "histogram", probe_histogram(h));
+	return r;
+}
+
+static json_t *cmd_query_guest_probe(struct migd *md, struct qmp_monitor *mon,
+				     json_t *args, struct mig_error **errp)
+{
+	struct workload_config w;
+	struct probe_stats *st;
+	struct qapi_in in;
+	json_t *r;
+	bool ok;
+
+	qapi_in_init(&in, args);
+	ok = qapi_check_struct(&in, errp);
+	qapi_in_fini(&in);
+	if (!ok)
+		return NULL;
+	if (!md->guest || !md->guest->vcpus) {
+		mig_error_setg(errp, "The guest has no vCPUs");
+		return NULL;
+	}
+	st = malloc(sizeof(*st)); /* ~15 KiB: not on the stack */
+	if (!st) {
+		mig_error_setg(errp, "out of memory");
+		return NULL;
+	}
+	vcpus_get_probe(md->guest->vcpus, st);
+	vcpus_get_workload(md->guest->vcpus, &w);
+	r = probe_json(st, !w.idle && w.content == WORKLOAD_CONTENT_PROBE);
+	free(st);
+	return r;
+}
+
 static const struct qmp_command guest_commands[] = {
 	{"x-guest-workload", cmd_guest_workload, 0},
+	{"x-query-guest-probe", cmd_query_guest_probe, 0},
 	{"x-query-ram-digest", cmd_query_ram_digest, 0},
 };
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "guest/guest.h"
+#include "guest/probe.h"
 #include "guest/tbucket.h"
 #include "guest/throttle.h"
 
@@ -73,6 +74,7 @@ struct vcpus {
 	uint64_t workload_gen;		 /* ctl */
 	struct workload_map *map;
 	struct vcpu *cpus;
+	struct probe_stats probe; /* content=probe: vCPU 0 records here */
 };
 
 static uint64_t now_ns(void)
@@ -153,6 +155,12 @@ static void load_workload(struct vcpu *c, uint64_t now)
 	c->finished = false;
 	workload_gen_reset(c->gen, &c->pending, c->index, c->set->n);
 	c->idle = c->pending.idle;
+	if (c->pending.content == WORKLOAD_CONTENT_PROBE) {
+		/* one prober, fresh statistics; the others idle */
+		c->idle = c->idle || c->index != 0;
+		if (c->index == 0)
+			probe_stats_reset(&c->set->probe);
+	}
 	c->rate = workload_vcpu_rate(&c->pending, c->set->n);
 	c->write_size = c->pending.write_size ? c->pending.write_size : 1;
 	restart_clock(c, now);
@@ -393,6 +401,12 @@ uint64_t vcpus_get_throttle(struct vcpus *v, unsigned cpu)
 	return atomic_load(&v->cpus[cpu].throttle_ns);
 }
 
+void vcpus_get_probe(struct vcpus *v, struct probe_stats *out)
+{
+	if (v)
+		probe_stats_snapshot(&v->probe, out);
+}
+
 struct throttle_ring *vcpus_ring(struct vcpus *v, unsigned cpu)
 {
 	return v && cpu < v->n ? &v->cpus[cpu].dring : NULL;
@@ -409,6 +423,8 @@ static int vcpu_init(struct vcpus *v, struct vcpu *c, unsigned index)
 	c->gen = workload_gen_new(v->map);
 	if (!c->gen)
 		return -ENOMEM;
+	if (index == 0)
+		workload_gen_set_probe(c->gen, &v->probe);
 	workload_config_init(&c->pending);
 	c->idle = true;
 	c->write_size = WORKLOAD_PAGE_SIZE;
@@ -459,6 +475,7 @@ struct vcpus *vcpus_new(struct guest *g, struct mig_error **errp)
 	atomic_init(&v->run, false);
 	atomic_init(&v->quit, false);
 	pthread_mutex_init(&v->ctl, NULL);
+	probe_stats_init(&v->probe);
 	workload_config_init(&v->workload);
 	v->map = workload_map_new(g);
 	if (!v->map) {
@@ -497,6 +514,7 @@ void vcpus_free(struct vcpus *v)
 		workload_gen_free(c->gen);
 	}
 	workload_map_free(v->map);
+	probe_stats_destroy(&v->probe);
 	pthread_mutex_destroy(&v->ctl);
 	free(v->cpus);
 	free(v);

@@ -17,6 +17,7 @@
 struct guest;
 struct vcpus;
 struct throttle_ring;
+struct probe_stats;
 
 /* QEMU's cpu throttle timeslice: a throttled vCPU sleeps after each. */
 #define VCPU_TIMESLICE_NS 10000000ull
@@ -57,6 +58,10 @@ uint64_t vcpus_get_throttle(struct vcpus *v, unsigned cpu);
 /* dirty-limit: vCPU cpu's emulated dirty ring (guest/throttle.h), NULL if
  * out of range; guest/dirtylimit.c reads it and sets its penalty. */
 struct throttle_ring *vcpus_ring(struct vcpus *v, unsigned cpu);
+
+/* content=probe: a copy of what the probe (vCPU 0) recorded since its
+ * probe workload was loaded (out's lock is left untouched). */
+void vcpus_get_probe(struct vcpus *v, struct probe_stats *out);
 
 struct vcpu_progress {
 	uint64_t bytes_written; /* since the vCPU started */

@@ -27,6 +27,7 @@ const char *const workload_content_names[] = {
 	[WORKLOAD_CONTENT_ZERO] = "zero",
 	[WORKLOAD_CONTENT_MIXED] = "mixed",
 	[WORKLOAD_CONTENT_READ] = "read",
+	[WORKLOAD_CONTENT_PROBE] = "probe",
 	[WORKLOAD_CONTENT__MAX] = NULL,
 };
 

@@ -15,6 +15,7 @@
 #include "util/error.h"
 
 struct guest;
+struct probe_stats;
 struct ram_block;
 
 /* MB in rates is MiB, as QEMU counts its dirty rates. */
@@ -34,8 +35,12 @@ enum workload_content {
 	WORKLOAD_CONTENT_TEXT,
 	WORKLOAD_CONTENT_ZERO,
 	WORKLOAD_CONTENT_MIXED,
-	WORKLOAD_CONTENT_READ, /* reads the bytes, writes nothing: page
-				* faults without changing RAM (postcopy) */
+	WORKLOAD_CONTENT_READ,	/* reads the bytes, writes nothing: page
+				 * faults without changing RAM (postcopy) */
+	WORKLOAD_CONTENT_PROBE, /* vCPU 0 reads one byte of a random missing
+				 * page at a time and records how long that
+				 * first access took (guest/probe.h); the
+				 * other vCPUs idle; writes nothing */
 	WORKLOAD_CONTENT__MAX,
 };
 
@@ -119,6 +124,8 @@ void workload_gen_reset(struct workload_gen *gen,
 /* Writes one piece of one page with ordinary stores, then logs it dirty.
  * Returns the bytes written (0 for an idle or finished workload). */
 uint32_t workload_gen_touch(struct workload_gen *gen);
+/* content=probe: where this generator records (NULL: nowhere). */
+void workload_gen_set_probe(struct workload_gen *gen, struct probe_stats *ps);
 /* True once a workload with passes has made them all. */
 bool workload_gen_is_finished(const struct workload_gen *gen);
 

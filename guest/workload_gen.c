@@ -9,6 +9,7 @@
 
 #include "guest/dirty.h"
 #include "guest/guest.h"
+#include "guest/probe.h"
 
 #define TEXT_POOL_SIZE (64u * 1024)
 
@@ -33,6 +34,7 @@ struct workload_gen {
 	uint64_t cursor; /* sequential: next page */
 	uint64_t left;	 /* touches left when cfg.passes is set */
 	unsigned cpu;	 /* the vCPU it writes for (rate log credit) */
+	struct probe_stats *probe; /* content=probe records here */
 	/* Compressible text: words from a small dictionary; a touch copies a
 	 * window of it, so pages differ but compress well. */
 	uint8_t text[TEXT_POOL_SIZE + WORKLOAD_PAGE_SIZE];
@@ -162,6 +164,11 @@ void workload_gen_free(struct workload_gen *gen)
 	free(gen);
 }
 
+void workload_gen_set_probe(struct workload_gen *gen, struct probe_stats *ps)
+{
+	gen->probe = ps;
+}
+
 static void fill_text_pool(struct workload_gen *gen)
 {
 	static const char *const words[] = {
@@ -208,8 +215,12 @@ void workload_gen_reset(struct workload_gen *gen,
 		pages = ws < pages ? ws : pages;
 	}
 	/* Each vCPU owns a slice of the working set (no two write the same
-	 * page) unless there are fewer pages than vCPUs. */
-	if (ncpus && pages >= ncpus && cpu < ncpus) {
+	 * page) unless there are fewer pages than vCPUs. The probe is vCPU 0
+	 * alone, over the whole working set. */
+	if (w->content == WORKLOAD_CONTENT_PROBE) {
+		gen->lo = 0;
+		gen->hi = cpu == 0 ? pages : 0;
+	} else if (ncpus && pages >= ncpus && cpu < ncpus) {
 		gen->lo = pages * cpu / ncpus;
 		gen->hi = pages * (cpu + 1) / ncpus;
 	} else {
@@ -303,6 +314,36 @@ static void fill(struct workload_gen *gen, uint8_t *dst, uint64_t len)
 	}
 }
 
+/* content=probe: up to PROBE_TRIES random pages of the share until one is
+ * missing, then times its first access (a postcopy page request when the
+ * page has not arrived). Counts as one page touched either way. */
+static uint32_t probe_touch(struct workload_gen *gen)
+{
+	uint64_t share = gen->hi - gen->lo, resident = 0;
+
+	for (unsigned i = 0; i < PROBE_TRIES; i++) {
+		uint64_t page = gen->lo + prng_below(&gen->prng, share);
+		const struct workload_span *span = map_find(gen->map, page);
+		const uint8_t *p = span->block->host +
+				   (page - span->first) * WORKLOAD_PAGE_SIZE;
+		uint64_t ns;
+
+		if (!probe_page_missing(p)) {
+			resident++;
+			continue;
+		}
+		ns = probe_first_access_ns(p);
+		if (gen->probe) {
+			probe_stats_count(gen->probe, resident, false);
+			probe_stats_record(gen->probe, ns);
+		}
+		return WORKLOAD_PAGE_SIZE;
+	}
+	if (gen->probe)
+		probe_stats_count(gen->probe, resident, true);
+	return WORKLOAD_PAGE_SIZE;
+}
+
 bool workload_gen_is_finished(const struct workload_gen *gen)
 {
 	return gen->cfg.passes && !gen->left;
@@ -319,6 +360,8 @@ uint32_t workload_gen_touch(struct workload_gen *gen)
 		return 0;
 	if (gen->cfg.passes)
 		gen->left--;
+	if (gen->cfg.content == WORKLOAD_CONTENT_PROBE)
+		return probe_touch(gen);
 	page = pick_page(gen);
 	span = map_find(gen->map, page);
 	b = span->block;

@@ -70,6 +70,13 @@ def summary(rep):
                     res.get("postcopy_blocktime_ms"),
                     _num((res.get("dst_guest_rate_during_postcopy_bps") or 0)
                          / 1e6)))
+        if res.get("probe_samples") is not None:
+            lines.append(
+                "  page-request latency (destination probe): %s samples, "
+                "median %s us, p99 %s us, max %s us" % (
+                    res["probe_samples"], _num(res.get("probe_median_us")),
+                    _num(res.get("probe_p99_us")),
+                    _num(res.get("probe_max_us"))))
         for side in ("src", "dst"):
             thr = (res.get("cpu_threads") or {}).get(side) or {}
             busy = sorted(thr.values(), key=lambda x: -x["pct"])[:4]

@@ -13,6 +13,7 @@ import tempfile
 import time
 
 from migperf import peers, rdma
+from migperf.link import LinkRelay
 from migperf.qmp import QMPError
 from migperf.util import GB, cpu_delta, cpu_snapshot, machine_info, \
     status_kb
@@ -307,6 +308,18 @@ class Runner:
         rep["scenario"]["uri"] = out
         if scen["transport"] != "file":
             dst.q.cmd("migrate-incoming", uri=inc)
+        link = None
+        if scen["link"]:
+            host, port = out[len("tcp:"):].rsplit(":", 1)
+            link = LinkRelay(host, int(port), scen["link"])
+            out = link.uri
+        try:
+            self._migrate_via(src, dst, scen, rep, inc, out)
+        finally:
+            if link:
+                link.close()
+
+    def _migrate_via(self, src, dst, scen, rep, inc, out):
         if scen["stopped"]:
             src.q.cmd("stop")
         if src.pid:
@@ -440,21 +453,35 @@ class Postcopy:
         if status == "postcopy-active" and \
                 "postcopy_started_s" not in self.res:
             self.res["postcopy_started_s"] = round(t, 3)
+        probe = self.scen["postcopy_dst_probe"]
         if self.started and not self.dst_running and \
-                self.dst.kind == "migd" and self.scen["dirty_rate"] > 0 \
-                and self.scen["postcopy_dst_workload"]:
+                self.dst.kind == "migd" and (probe or (
+                    self.scen["dirty_rate"] > 0 and
+                    self.scen["postcopy_dst_workload"])):
             st = self.dst.q.cmd("query-migrate").get("status")
             if st in ("postcopy-active", "completed"):
-                self.runner._set_workload(self.dst, self.scen)
-                self.dst_running = True
-                self.res["dst_wrote_during_postcopy"] = True
-                self.g0 = (t, guest_progress(self.dst))
+                self._start_dst(t, probe)
+
+    def _start_dst(self, t, probe):
+        self.dst_running = True
+        if probe:  # reads only: the digest check stays on
+            self.dst.q.cmd("x-guest-workload", {"content": "probe"})
+            self.res["probe_started_s"] = round(t, 3)
+            return
+        self.runner._set_workload(self.dst, self.scen)
+        self.res["dst_wrote_during_postcopy"] = True
+        self.g0 = (t, guest_progress(self.dst))
 
     def finish(self, t):
         """The destination guest's write rate during postcopy."""
         if self.started and "postcopy_started_s" not in self.res:
             # postcopy ran between two samples
             self.res["postcopy_started_s"] = self.res["postcopy_requested_s"]
+        if self.dst_running and self.scen["postcopy_dst_probe"]:
+            self.res.update(probe_figures(
+                self.dst.q.cmd("x-query-guest-probe")))
+            self.dst.q.cmd("x-guest-workload", {"dirty-rate": "idle"})
+            return
         if not self.dst_running or not self.g0[1]:
             return
         g1 = guest_progress(self.dst)
@@ -462,6 +489,17 @@ class Postcopy:
         if g1 and dt > 0:
             self.res["dst_guest_rate_during_postcopy_bps"] = \
                 (g1["bytes_written"] - self.g0[1]["bytes_written"]) / dt
+
+
+def probe_figures(r):
+    """x-query-guest-probe's reply -> report fields (microseconds)."""
+    out = {"probe_samples": r.get("samples", 0),
+           "probe_not_found": r.get("not-found", 0),
+           "probe_histogram": r.get("histogram", [])}
+    for k in ("median", "p90", "p99", "p999", "mean", "min", "max"):
+        ns = r.get(k + "-ns")
+        out["probe_%s_us" % k] = ns / 1000 if ns is not None else None
+    return out
 
 
 def sample_loop(src, dst, scen, rep, t0, snaps, progress, pc=None):
@@ -553,6 +591,8 @@ def figures(info, dinfo, first, last, rep):
            "postcopy_bytes": ram.get("postcopy-bytes"),
            "postcopy_requests": ram.get("postcopy-requests"),
            "postcopy_blocktime_ms": dinfo.get("postcopy-blocktime"),
+           "postcopy_vcpu_blocktime_ms": dinfo.get(
+               "postcopy-vcpu-blocktime"),
            "throughput_gbs": total / GB / secs if secs else None,
            "wire_gbs": ram.get("transferred", 0) / GB / secs if secs
            else None, "cpu_s": cpu_s,

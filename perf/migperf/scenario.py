@@ -87,6 +87,15 @@ FIELDS = {
                               "digest check then)"),
     "max_postcopy_bandwidth": (parse_size, 0, "max-postcopy-bandwidth in "
                                "bytes/s, 0 = unlimited"),
+    "postcopy_dst_probe": (_bool, False, "with --postcopy: once postcopy "
+                           "runs, the destination guest runs the page-"
+                           "request latency probe (x-guest-workload "
+                           "content=probe: one vCPU reads random missing "
+                           "pages one at a time) instead of the workload; "
+                           "the report gets probe_* figures"),
+    "link": (parse_size, 0, "an emulated link: a relay carrying at most "
+             "this many bytes/s from source to destination over all the "
+             "migration's connections together (tcp only; 0 = direct)"),
     "max_iters": (int, 30, "cancel after this many dirty syncs"),
     "max_time": (float, 300.0, "cancel after this many seconds"),
     "stopped": (_bool, False, "stop the source guest before migrate "
@@ -185,6 +194,12 @@ def check(scen):
                          "return path (tcp, unix, vsock)")
     if scen["rdma_pin_all"] and scen["transport"] != "rdma":
         raise ValueError("--rdma-pin-all needs --transport rdma")
+    if scen["postcopy_dst_probe"] and not scen["postcopy"]:
+        raise ValueError("--postcopy-dst-probe needs --postcopy on")
+    if scen["postcopy_dst_probe"] and scen["peer"] != "migd":
+        raise ValueError("--postcopy-dst-probe needs a migd destination")
+    if scen["link"] and scen["transport"] != "tcp":
+        raise ValueError("--link needs --transport tcp")
     if scen["postcopy"] and scen["postcopy_after"] < 0:
         raise ValueError("--postcopy-after must be >= 0")
     if not 0.01 <= scen["interval"] <= 1:
