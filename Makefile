@@ -123,7 +123,8 @@ deps:
 # --- tests ------------------------------------------------------------------
 check: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=$(WERROR) all $(UNIT_BINS)
-	$(Q)$(MAKE) --no-print-directory check-unit check-system check-interop
+	$(Q)$(MAKE) --no-print-directory check-unit check-system check-interop \
+		check-rdma-vm
 
 check-unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do \

@@ -559,6 +559,27 @@ static bool may_pause(struct incoming *inc)
 	return !inc->mfd || mfd_recv_idle(inc->mfd);
 }
 
+static void fail_idle(struct incoming *inc, unsigned timeout_s)
+{
+	/* Channels stuck at a SYNC that the main stream never asks for:
+	 * the source syncs at every section's end, as QEMU before 8.1 does
+	 * (QEMU's destination simply hangs there). */
+	if (inc->mfd && mfd_recv_any_parked(inc->mfd) &&
+	    loadvm_get_stage(&inc->ld) != LOADVM_STAGE_SYNC)
+		fail_msg(inc,
+			 "No data received from the migration source for "
+			 "%u seconds (x-incoming-idle-timeout); multifd "
+			 "channels wait at a SYNC: a source older than QEMU "
+			 "8.1 needs -global "
+			 "migration.multifd-flush-after-each-section=on",
+			 timeout_s);
+	else
+		fail_msg(inc,
+			 "No data received from the migration source for "
+			 "%u seconds (x-incoming-idle-timeout)",
+			 timeout_s);
+}
+
 static void check_idle(struct incoming *inc, unsigned timeout_s)
 {
 	uint64_t progress = atomic_load(&inc->main_bytes) +
@@ -580,25 +601,12 @@ static void check_idle(struct incoming *inc, unsigned timeout_s)
 		chan_shutdown(inc->main_ch);
 		return;
 	}
-	if (may_pause(inc))
+	if (incoming_pc_idle_pause(inc)) {
+		inc->idle_ms = 0; /* postcopy-paused follows */
 		return;
-	/* Channels stuck at a SYNC that the main stream never asks for:
-	 * the source syncs at every section's end, as QEMU before 8.1 does
-	 * (QEMU's destination simply hangs there). */
-	if (inc->mfd && mfd_recv_any_parked(inc->mfd) &&
-	    loadvm_get_stage(&inc->ld) != LOADVM_STAGE_SYNC)
-		fail_msg(inc,
-			 "No data received from the migration source for "
-			 "%u seconds (x-incoming-idle-timeout); multifd "
-			 "channels wait at a SYNC: a source older than QEMU "
-			 "8.1 needs -global "
-			 "migration.multifd-flush-after-each-section=on",
-			 timeout_s);
-	else
-		fail_msg(inc,
-			 "No data received from the migration source for "
-			 "%u seconds (x-incoming-idle-timeout)",
-			 timeout_s);
+	}
+	if (!may_pause(inc))
+		fail_idle(inc, timeout_s);
 }
 
 static void on_tick(struct ev_loop *loop, void *opaque)

@@ -201,6 +201,10 @@ void incoming_pc_kick(struct incoming *inc);
 void incoming_pc_teardown(struct incoming *inc);
 /* At completion: keeps the blocktime for query-migrate. */
 void incoming_pc_completed(struct incoming *inc);
+/* x-incoming-idle-timeout ran out: in postcopy-active after RUN (the guest
+ * runs) a silent network pauses, as a broken one does, instead of failing
+ * for good; true when it did so. Control thread. */
+bool incoming_pc_idle_pause(struct incoming *inc);
 void incoming_pc_fill_query(struct incoming *inc, json_t *out);
 void incoming_pc_free(struct incoming *inc);
 /* Registers migrate-recover. */

@@ -3,7 +3,10 @@
  * runs the server handshake and, with multifd, reads the first bytes that
  * tell the main channel (QEVM, pushed back into the TLS channel so the
  * stream reader sees them) from a multifd channel (its 64-byte init) —
- * MSG_PEEK cannot look through TLS. The result is posted to the control
+ * MSG_PEEK cannot look through TLS. A connection that sends nothing
+ * until every channel exists, or then starts with neither, is a late one:
+ * postcopy's preempt channel or a recovery's main channel, which have no
+ * magic (its bytes are pushed back). The result is posted to the control
  * loop, which goes on as for a plain connection. A handshake that takes
  * longer than x-incoming-idle-timeout is kicked (shutdown of a dup of the
  * socket, so the kick never races with the thread closing its channel).
@@ -22,6 +25,7 @@
 #include "control/objects.h"
 #include "multifd/byteorder.h"
 #include "multifd/mfd_recv.h"
+#include "multifd/packet.h"
 #include "multifd/qemufile.h"
 #include "socket/channel.h"
 #include "socket/tls.h"
@@ -35,6 +39,7 @@ struct tls_job {
 	struct ev_loop *loop;
 	struct tls_ctx *ctx;
 	const char *authz; /* owner's, valid while the thread runs */
+	const atomic_bool *all_channels; /* owner's, likewise */
 	bool multifd, strict_multifd_eof;
 	struct channel *raw; /* the thread's until it ends */
 	int kick_fd;	     /* a dup of raw's socket */
@@ -56,6 +61,9 @@ struct incoming_tls {
 	char *authz; /* tls-authz's identity, NULL: anyone */
 	struct tls_job *jobs;
 	unsigned njobs;
+	/* main and every multifd channel exist: later connections are late
+	 * (set by the control thread, read by the jobs) */
+	atomic_bool all_channels;
 };
 
 struct incoming_tls *incoming_tls_new(struct incoming *inc,
@@ -71,6 +79,7 @@ struct incoming_tls *incoming_tls_new(struct incoming *inc,
 		return NULL;
 	}
 	t->inc = inc;
+	atomic_init(&t->all_channels, false);
 	t->ctx = mig_objects_load_tls(objs, creds, true, errp);
 	if (t->ctx && authz[0])
 		t->authz = mig_objects_authz_identity(objs, authz, errp);
@@ -84,17 +93,46 @@ struct incoming_tls *incoming_tls_new(struct incoming *inc,
 /* ---- the handshake thread --------------------------------------------------
  */
 
+/* A late connection's first bytes (none, or no magic) go back into the
+ * stream. */
+static int push_back_late(struct tls_job *j, struct channel *ch, size_t n)
+{
+	int ret = n ? tls_channel_unread(ch, j->first, n) : 0;
+
+	tls_channel_set_allow_truncation(ch, true);
+	j->nfirst = 0;
+	return ret;
+}
+
+/* With multifd: waits for the first bytes, unless every channel exists
+ * before any arrives (late connection: 1). 0 when there is input. */
+static int wait_first(struct tls_job *j, struct channel *ch)
+{
+	while (!atomic_load(j->all_channels))
+		if (tls_channel_wait_input(ch, 100))
+			return 0;
+	return 1;
+}
+
 /* With multifd: 4 bytes tell QEVM (pushed back) from a multifd init (read
- * to its 64 bytes). 0 or -errno with *errp. */
+ * to its 64 bytes); once every channel exists, anything else is a late
+ * connection. 0 or -errno with *errp. */
 static int read_first(struct tls_job *j, struct channel *ch,
 		      struct mig_error **errp)
 {
-	int ret = chan_read_all(ch, j->first, 4);
+	uint32_t magic;
+	int ret;
 
-	if (!ret && mfd_load_be32(j->first) == QEVM_MAGIC) {
+	if (wait_first(j, ch))
+		return push_back_late(j, ch, 0);
+	ret = chan_read_all(ch, j->first, 4);
+	magic = mfd_load_be32(j->first);
+	if (!ret && magic == QEVM_MAGIC) {
 		ret = tls_channel_unread(ch, j->first, 4);
 		tls_channel_set_allow_truncation(ch, true);
 		j->nfirst = 0;
+	} else if (!ret && magic != MFD_MAGIC && atomic_load(j->all_channels)) {
+		ret = push_back_late(j, ch, 4);
 	} else if (!ret) {
 		ret = chan_read_all(ch, j->first + 4, MFD_INIT_SIZE - 4);
 		tls_channel_set_allow_truncation(ch, !j->strict_multifd_eof);
@@ -177,6 +215,16 @@ static void unlink_job(struct incoming_tls *t, struct tls_job *j)
 	}
 }
 
+/* Tells the waiting jobs once main and every multifd channel exist (the
+ * control thread's view; incoming_conn.c's have_all_channels()). */
+static void note_channels(struct incoming_tls *t)
+{
+	struct incoming *inc = t->inc;
+
+	if (inc->main_ch && (!inc->mfd || mfd_recv_all_connected(inc->mfd)))
+		atomic_store(&t->all_channels, true);
+}
+
 static void job_done(struct ev_loop *loop, void *opaque)
 {
 	struct tls_job *j = opaque;
@@ -207,6 +255,7 @@ static void job_done(struct ev_loop *loop, void *opaque)
 		j->ch = NULL;
 		incoming_tls_connected(t->inc, ch, j->first, j->nfirst);
 	}
+	note_channels(t);
 	job_free(j);
 }
 
@@ -227,6 +276,7 @@ void incoming_tls_accept(struct incoming_tls *t, struct channel *ch)
 	j->loop = t->inc->md->loop;
 	j->ctx = tls_ctx_ref(t->ctx);
 	j->authz = t->authz;
+	j->all_channels = &t->all_channels;
 	j->multifd = t->inc->multifd;
 	j->strict_multifd_eof = mig_config_knob(
 		t->inc->cfg, MIG_KNOB_MULTIFD_CLEAN_TLS_TERMINATION);

@@ -379,6 +379,17 @@ bool incoming_postcopy_ram_missing(struct migd *md)
 	return inc && (inc->pc.keep_uffd || incoming_postcopy_in_progress(md));
 }
 
+/* The loader sees a network error and pauses (loadvm_pc_maybe_pause). */
+static void shutdown_channels(struct incoming *inc)
+{
+	pthread_mutex_lock(&inc->lock);
+	if (inc->main_ch)
+		chan_shutdown(inc->main_ch);
+	if (inc->pc.preempt_ch)
+		chan_shutdown(inc->pc.preempt_ch);
+	pthread_mutex_unlock(&inc->lock);
+}
+
 int incoming_postcopy_pause(struct migd *md, struct mig_error **errp)
 {
 	struct incoming *inc = md->incoming_state;
@@ -392,13 +403,20 @@ int incoming_postcopy_pause(struct migd *md, struct mig_error **errp)
 				     "postcopy-recover state");
 		return -EINVAL;
 	}
-	pthread_mutex_lock(&inc->lock);
-	if (inc->main_ch)
-		chan_shutdown(inc->main_ch);
-	if (inc->pc.preempt_ch)
-		chan_shutdown(inc->pc.preempt_ch);
-	pthread_mutex_unlock(&inc->lock);
+	shutdown_channels(inc);
 	return 0;
+}
+
+bool incoming_pc_idle_pause(struct incoming *inc)
+{
+	if (inc->finished || inc->status != MIG_STATUS_POSTCOPY_ACTIVE ||
+	    loadvm_postcopy_state(&inc->ld) != PC_INCOMING_RUNNING)
+		return false;
+	log_warn("incoming migration: no data from the source for %u "
+		 "seconds in postcopy: pausing",
+		 inc->idle_timeout_s);
+	shutdown_channels(inc);
+	return true;
 }
 
 static json_t *cmd_migrate_recover(struct migd *md, struct qmp_monitor *mon,

@@ -136,6 +136,10 @@ void pcs_set_error(struct migration *m, struct mig_error *err)
 
 /* ---- the return-path thread ------------------------------------------- */
 
+/* It reads the main channel while the migration thread writes it. Over
+ * TLS both share one session: socket/tls.c serialises the SSL calls, waits
+ * for input without the lock, and lets a waiting reader in first. */
+
 static int rp_read(struct channel *ch, void *buf, size_t len,
 		   struct mig_error **errp)
 {

@@ -375,6 +375,7 @@ static int pcs_complete(struct migration *m, struct mig_error **errp)
 {
 	struct pcs *p = m->pcs;
 	uint32_t shut_err;
+	bool shut, gone;
 	int ret = ram_save_complete(m->rs, errp);
 
 	if (ret)
@@ -388,12 +389,26 @@ static int pcs_complete(struct migration *m, struct mig_error **errp)
 	pthread_mutex_lock(&p->lock);
 	p->stopping = true; /* the destination may close without more */
 	wait_for(p, shut_or_gone, ev_now_ms() + SHUT_WAIT_MS);
-	shut_err = p->shut ? p->shut_err : 0;
+	shut = p->shut;
+	gone = p->rp_done;
+	shut_err = shut ? p->shut_err : 0;
 	pthread_mutex_unlock(&p->lock);
 	if (shut_err) {
 		mig_error_setg(errp, "Sibling indicated error %d",
 			       (int)shut_err);
 		return -EREMOTEIO;
+	}
+	/* A destination that loaded everything says so (QEMU's and migd's
+	 * send SHUT(0)); one that ends or goes silent first did not. */
+	if (!shut) {
+		mig_error_setg(errp, "%s",
+			       gone ? "Unable to read from socket: the "
+				      "destination closed the return path "
+				      "before reporting completion"
+				    : "The destination did not report "
+				      "completion (no SHUT on the return "
+				      "path)");
+		return gone ? -EPIPE : -ETIMEDOUT;
 	}
 	migration_record_totals(m);
 	return 0;

@@ -4,7 +4,8 @@
  * LISTEN (RAM registered in missing mode, the fault thread started), RUN,
  * RECV_BITMAP and RESUME (recovery); page requests on the return path
  * (REQ_PAGES_ID / REQ_PAGES) from the uffd fault thread; the preempt
- * channel's loader; the pause on a network error.
+ * channel's loader; the pause on a network error; the check at the end
+ * that every page is present before RAM may be unregistered.
  * Threads: the loading thread, except the fault callback (fault thread)
  * and the functions loadvm.h marks "any thread". Return-path writes are
  * serialised by ld->rp_lock. */
@@ -328,6 +329,9 @@ static int handle_listen(struct loadvm *ld, struct mig_error **errp)
 	/* Closed first, then checked: a receiver that started a packet
 	 * before is seen busy, one that starts after refuses it. */
 	ram_load_close_landing(ld->rl);
+	/* pairs with the receiver's fence between "busy" and its check of
+	 * the landing: one of the two sides sees the other */
+	atomic_thread_fence(memory_order_seq_cst);
 	if (ld->pco.multifd_idle && !ld->pco.multifd_idle(ld->pco.opaque)) {
 		mig_error_setg(errp, "CMD_POSTCOPY_LISTEN while multifd "
 				     "channels are still receiving pages");

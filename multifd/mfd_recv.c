@@ -410,6 +410,8 @@ static int packet_block(struct mfd_recv_chan *c, struct mig_error **errp)
 	struct ram_load *rl = c->r->rl;
 	int idx = ram_load_lookup(rl, c->pkt.ramblock);
 
+	/* BUSY (stored earlier) before the check: pairs with LISTEN's fence */
+	atomic_thread_fence(memory_order_seq_cst);
 	if (ram_load_landing_closed(rl)) { /* postcopy's RAM is uffd's */
 		mig_error_setg(errp, RAM_LOAD_LANDING_CLOSED_MSG);
 		return -1;

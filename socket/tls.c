@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ struct tls_chan {
 	struct tls_ctx *ctx;
 	SSL *ssl;
 	pthread_mutex_t io_lock; /* around every SSL call after the handshake */
+	atomic_bool reader_waits; /* a reader wants io_lock: writers yield */
 	atomic_bool shut;
 	bool established; /* handshake done, no fatal error since */
 	bool allow_truncation;
@@ -225,6 +227,22 @@ static ssize_t take_unread(struct tls_chan *t, const struct iovec *iov,
 	return (ssize_t)done;
 }
 
+/* A reader takes io_lock before a writer that comes back for it: page
+ * requests on a return path do not wait behind a stream of writes. */
+static void reader_lock(struct tls_chan *t)
+{
+	atomic_store(&t->reader_waits, true);
+	pthread_mutex_lock(&t->io_lock);
+	atomic_store(&t->reader_waits, false);
+}
+
+static void writer_lock(struct tls_chan *t)
+{
+	while (atomic_load(&t->reader_waits))
+		sched_yield();
+	pthread_mutex_lock(&t->io_lock);
+}
+
 /* More plaintext is there without blocking. Under io_lock. */
 static bool readable_now(struct tls_chan *t)
 {
@@ -238,7 +256,7 @@ static void wait_readable(struct tls_chan *t)
 	struct pollfd p = {.fd = t->inner->fd, .events = POLLIN};
 	bool now;
 
-	pthread_mutex_lock(&t->io_lock);
+	reader_lock(t);
 	now = readable_now(t);
 	pthread_mutex_unlock(&t->io_lock);
 	while (!now && p.fd >= 0 && !atomic_load(&t->shut) &&
@@ -252,7 +270,7 @@ static int locked_read(struct tls_chan *t, void *buf, size_t len, size_t *got,
 	int rc;
 
 	wait_readable(t);
-	pthread_mutex_lock(&t->io_lock);
+	reader_lock(t);
 	ERR_clear_error();
 	rc = SSL_read_ex(t->ssl, buf, len, got);
 	if (rc <= 0)
@@ -265,7 +283,7 @@ static bool readable_locked(struct tls_chan *t)
 {
 	bool r;
 
-	pthread_mutex_lock(&t->io_lock);
+	reader_lock(t);
 	r = readable_now(t);
 	pthread_mutex_unlock(&t->io_lock);
 	return r;
@@ -313,7 +331,7 @@ static ssize_t tls_writev(struct channel *ch, const struct iovec *iov,
 	struct tls_chan *t = to_tls(ch);
 	ssize_t ret;
 
-	pthread_mutex_lock(&t->io_lock);
+	writer_lock(t);
 	ret = tls_writev_locked(ch, iov, iovcnt);
 	pthread_mutex_unlock(&t->io_lock);
 	return ret;
@@ -470,6 +488,7 @@ static struct tls_chan *tls_chan_alloc(struct tls_ctx *c, struct channel *inner)
 	t->inner = inner;
 	t->clean_close = true;
 	atomic_init(&t->shut, false);
+	atomic_init(&t->reader_waits, false);
 	BIO_set_data(bio, t);
 	SSL_set_bio(t->ssl, bio, bio);
 	SSL_set_app_data(t->ssl, t);

@@ -220,12 +220,33 @@ static int post(struct ibv_qp *qp, enum ibv_wr_opcode op, void *buf,
 	return ibv_post_send(qp, &wr, &bad);
 }
 
-static int post_recv(struct side *sd, uint32_t len)
+static int post_recv_id(struct side *sd, uint32_t len, uint64_t wr_id)
 {
 	struct ibv_sge sge = {(uintptr_t)sd->buf, len, sd->mr->lkey};
-	struct ibv_recv_wr wr = {.sg_list = &sge, .num_sge = 1}, *bad;
+	struct ibv_recv_wr wr = {.wr_id = wr_id, .sg_list = &sge, .num_sge = 1},
+			   *bad;
 
 	return ibv_post_recv(sd->id->qp, &wr, &bad);
+}
+
+static int post_recv(struct side *sd, uint32_t len)
+{
+	return post_recv_id(sd, len, 0);
+}
+
+/* wr_id of the next completion on cq (successful or not), -1 if none. */
+static long long wc_id(struct ibv_cq *cq)
+{
+	struct ibv_wc wc;
+	int i;
+
+	for (i = 0; i < TIMEOUT_MS; i++) {
+		if (ibv_poll_cq(cq, 1, &wc) == 1)
+			return wc.status == IBV_WC_SUCCESS ? (long long)wc.wr_id
+							   : -2;
+		poll(NULL, 0, 1);
+	}
+	return -1;
 }
 
 /* Status of the next completion on cq, -1 when none comes in ms. */
@@ -294,6 +315,11 @@ static void rule1(void)
 	     "status %d", st);
 	rule(1, "next WR flushed", st2 == IBV_WC_WR_FLUSH_ERR, "status %d",
 	     st2);
+	st = WRITE_TO(p, 4096, p->s.buf, p->s.mr->rkey);
+	st2 = st ? -1 : wc_status(p->c.cq);
+	rule(7, "post to a QP in error -> WR_FLUSH_ERR",
+	     !st && st2 == IBV_WC_WR_FLUSH_ERR, "post error or status %d",
+	     st ? st : st2);
 	pair_free(p);
 	p = fresh(&dflt, 0);
 	if (!p || WRITE_TO(p, 4096, p->s.ro_buf, p->s.ro_mr->rkey))
@@ -327,6 +353,18 @@ static void rule2_3(void)
 	st = wc_status(p->c.cq);
 	rule(2, "bad lkey -> error (fake, IB spec: LOC_PROT_ERR 4)",
 	     wc_error(st), "status %d", st);
+	pair_free(p);
+	p = fresh(&dflt, 0);
+	if (!p)
+		return rule(3, "setup", false, "pair %d", 0);
+	post_recv_id(&p->s, 64, 1);
+	post_recv_id(&p->s, 64, 2);
+	post(p->c.id->qp, IBV_WR_SEND, p->c.buf, 32, p->c.mr->lkey, 0, 0, true);
+	post(p->c.id->qp, IBV_WR_SEND, p->c.buf, 32, p->c.mr->lkey, 0, 0, true);
+	st = (int)wc_id(p->s.cq);
+	st2 = (int)wc_id(p->s.cq);
+	rule(3, "SENDs consume receives in posted order", st == 1 && st2 == 2,
+	     "wr_ids %d", st * 10 + st2);
 	pair_free(p);
 	p = fresh(&dflt, 0);
 	if (!p)
@@ -459,8 +497,14 @@ static void rule8_refuse(void)
 	if (!p)
 		return;
 	rdma_connect(p->c.id, &cp);
-	if (!expect(p->ec_s, RDMA_CM_EVENT_CONNECT_REQUEST, &p->s.id, NULL))
+	if (!expect(p->ec_s, RDMA_CM_EVENT_CONNECT_REQUEST, &p->s.id, NULL)) {
+		static const char big[149];
+
+		ret = rdma_reject(p->s.id, big, sizeof(big)) ? errno : 0;
+		rule(8, "reject private data 149 -> EINVAL", ret == EINVAL,
+		     "errno %d", ret);
 		rdma_reject(p->s.id, "no", 3);
+	}
 	type = next_event(p->ec_c, &st, NULL, NULL);
 	rule(8, "rdma_reject -> REJECTED status 28",
 	     type == RDMA_CM_EVENT_REJECTED && st == 28, "status %d", st);

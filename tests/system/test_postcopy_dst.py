@@ -290,6 +290,21 @@ class PostcopyDst(IncomingBase):
                             "Guest RAM is incomplete: postcopy has not "
                             "received every page")
 
+    def test_idle_timeout_pauses(self):
+        """A source gone silent after RUN (a stalled network, no error):
+        x-incoming-idle-timeout pauses instead of failing, so that
+        migrate-recover can still save the running guest."""
+        _, q, addr = self.pc_dest(
+            "-global", "migration.x-incoming-idle-timeout=1")
+        s = prefix().raw(package(listen_run()).bytes())
+        sock = self.send_main(addr, s.bytes())
+        info = wait_status(q, ("postcopy-paused", "failed"), timeout=15)
+        self.assertEqual(info["status"], "postcopy-paused", info)
+        self.assertEqual(self.runstate(q), "running")
+        self.assertEqual(migration_events(q), [
+            "setup", "active", "postcopy-active", "postcopy-paused"])
+        sock.close()
+
     def test_resume_outside_recovery_is_ignored(self):
         _, q, addr = self.pc_dest()
         s = prefix().raw(package(listen_run()).bytes())

@@ -292,6 +292,84 @@ class TLSMigration(MigdTestCase):
         self.assertEqual(digest(qs), digest(qd))
 
 
+class FakeTLSDestination:
+    """A TLS server that answers the source's return path with canned
+    bytes (one SSL write, so one TLS record) and swallows the stream."""
+
+    def __init__(self, certs):
+        import socket
+        import ssl
+        import threading
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(certs, "server-cert.pem"),
+                            os.path.join(certs, "server-key.pem"))
+        self.ctx = ctx
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(1)
+        self.uri = "tcp:127.0.0.1:%d" % self.lsock.getsockname()[1]
+        self.conn = None
+        self.got = 0
+        self.ready = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        try:
+            raw, _ = self.lsock.accept()
+            self.conn = self.ctx.wrap_socket(raw, server_side=True)
+        except OSError:
+            return
+        self.ready.set()
+        while True:
+            try:
+                d = self.conn.recv(1 << 16)
+            except OSError:
+                return
+            if not d:
+                return
+            self.got += len(d)
+
+    def send(self, data):
+        self.ready.wait(10)
+        self.conn.sendall(data)
+
+    def close(self):
+        self.lsock.close()
+        if self.conn:
+            self.conn.close()
+
+
+class TLSReturnPathTest(MigdTestCase):
+    """Return-path messages that arrive together sit in the TLS session
+    once the first is read: poll() on the socket cannot see the second
+    (control/switchover.c asks the session: tls_channel_wait_input)."""
+
+    def test_switchover_ack_behind_pong_in_one_record(self):
+        import struct
+        fake = FakeTLSDestination(os.path.join(CERTS, "server"))
+        self.addCleanup(fake.close)
+        q = self.migd(["-m", "64M"]).qmp()
+        set_caps(q, events=True, return_path=True, switchover_ack=True)
+        q.cmd("object-add", x509("tls0", "client", "client"))
+        set_params(q, tls_creds="tls0")
+        q.cmd("migrate", uri=fake.uri)
+        pong = struct.pack(">HHI", 2, 4, 1)   # MIG_RP_MSG_PONG 1
+        ack = struct.pack(">HH", 7, 0)        # MIG_RP_MSG_SWITCHOVER_ACK
+        fake.send(pong + ack)
+        # nothing else comes from the destination: the ack alone lets the
+        # idle guest switch over (stop, the rest sent, wait for SHUT)
+        deadline = time.time() + 15
+        while q.cmd("query-status")["status"] == "running":
+            self.assertLess(time.time(), deadline,
+                            "the source never saw the switchover ack: %s"
+                            % q.cmd("query-migrate"))
+            time.sleep(0.1)
+        fake.send(struct.pack(">HHI", 1, 4, 0))  # MIG_RP_MSG_SHUT 0
+        info = wait_status(q, ("completed", "failed"), 30)
+        self.assertEqual(info["status"], "completed", info)
+        self.assertGreater(fake.got, 0)
+
+
 class TLSObjects(MigdTestCase):
     def setUp(self):
         super().setUp()

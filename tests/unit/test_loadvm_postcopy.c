@@ -735,9 +735,11 @@ static void *late_preempt(void *opaque)
 	struct mem_chan *pm;
 	struct qfile *pf;
 
+	/* RAM is registered at LISTEN, before RUN; then the main stream's
+	 * EOF comes first */
 	while (loadvm_postcopy_state(&lp->fx->ld) < PC_INCOMING_RUNNING)
-		usleep(1000); /* RAM registered at LISTEN, before RUN */
-	usleep(100000); /* the main stream's EOF comes first */
+		usleep(1000);
+	usleep(100000);
 	sb_page(&pre, 7 * PG, "ram", 0x77);
 	sb_be64(&pre, 0x10);
 	pm = mem_new(pre.p, pre.len);

@@ -1,10 +1,12 @@
 /* test_tls.c — the TLS channel (socket/tls.c, tls_creds.c) over a
  * socketpair: x509 and PSK handshakes with credentials made by
  * tests/tls/gen-certs.sh (openssl CLI), data both ways, close_notify and
- * truncation, pushback, shutdown kicking a blocked reader, and QEMU's
+ * truncation, pushback, input buffered inside the session, a reader and a
+ * writer thread on one session, shutdown kicking a blocked reader, QEMU's
  * messages for a wrong CA, expired certificate, wrong hostname, wrong PSK,
  * denied identity and missing files. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -458,6 +460,93 @@ static void test_shutdown_kicks_reader(void **state)
 	side_fini(&cli);
 }
 
+static bool fd_readable(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	return poll(&p, 1, 0) > 0;
+}
+
+/* Two messages in one record, then two records read in one go: after the
+ * first read the rest is inside the session, unseen by poll(). */
+static void test_buffered_input(void **state)
+{
+	struct side srv, cli;
+	uint8_t buf[8];
+
+	pair_x509(&srv, &cli);
+	assert_false(tls_channel_has_buffered_input(srv.ch));
+	assert_false(tls_channel_wait_input(srv.ch, 0));
+	assert_int_equal(chan_write_all(cli.ch, "PONGACK!", 8), 0);
+	assert_int_equal(chan_read_all(srv.ch, buf, 4), 0);
+	assert_false(fd_readable(srv.ch->fd));
+	assert_true(tls_channel_has_buffered_input(srv.ch));
+	assert_true(tls_channel_wait_input(srv.ch, 0));
+	assert_int_equal(chan_read_all(srv.ch, buf, 4), 0);
+	assert_memory_equal(buf, "ACK!", 4);
+	assert_false(tls_channel_wait_input(srv.ch, 0));
+
+	assert_int_equal(chan_write_all(cli.ch, "AAAA", 4), 0);
+	assert_int_equal(chan_write_all(cli.ch, "BBBB", 4), 0);
+	assert_int_equal(chan_read_all(srv.ch, buf, 4), 0);
+	assert_false(fd_readable(srv.ch->fd));
+	assert_true(tls_channel_wait_input(srv.ch, 0));
+	assert_int_equal(chan_read_all(srv.ch, buf, 4), 0);
+	assert_memory_equal(buf, "BBBB", 4);
+	assert_false(tls_channel_has_buffered_input(srv.ch));
+	assert_int_equal(tls_channel_unread(srv.ch, "x", 1), 0);
+	assert_true(tls_channel_has_buffered_input(srv.ch));
+	side_fini(&srv);
+	side_fini(&cli);
+}
+
+struct drain {
+	struct channel *ch;
+	size_t want, got;
+};
+
+static void *drain_thread(void *arg)
+{
+	struct drain *d = arg;
+	uint8_t buf[4096];
+
+	while (d->got < d->want) {
+		size_t n = d->want - d->got < sizeof(buf) ? d->want - d->got
+							  : sizeof(buf);
+
+		if (chan_read_all(d->ch, buf, n))
+			break;
+		d->got += n;
+	}
+	return NULL;
+}
+
+/* A return path: one thread blocked reading a session while another
+ * writes megabytes through it; the reader still gets its message. */
+static void test_reader_and_writer_threads(void **state)
+{
+	static uint8_t big[1 << 20];
+	struct side srv, cli;
+	struct drain rd, dr;
+	pthread_t r, d;
+
+	pair_x509(&srv, &cli);
+	rd = (struct drain){.ch = srv.ch, .want = 4};
+	dr = (struct drain){.ch = cli.ch, .want = 8 * sizeof(big)};
+	assert_int_equal(pthread_create(&r, NULL, drain_thread, &rd), 0);
+	assert_int_equal(pthread_create(&d, NULL, drain_thread, &dr), 0);
+	usleep(20 * 1000); /* the reader waits in poll, without the lock */
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(chan_write_all(srv.ch, big, sizeof(big)), 0);
+	pthread_join(d, NULL);
+	assert_int_equal(dr.got, dr.want);
+	assert_int_equal(chan_write_all(cli.ch, "SHUT", 4), 0);
+	pthread_join(r, NULL);
+	assert_int_equal(rd.got, 4);
+	side_fini(&srv);
+	side_fini(&cli);
+}
+
 static void test_nothing_in_clear(void **state)
 {
 	static const char secret[] = "QEVM-secret-page-content";
@@ -527,6 +616,8 @@ int main(void)
 		cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_shutdown_kicks_reader),
 		cmocka_unit_test(test_nothing_in_clear),
+		cmocka_unit_test(test_buffered_input),
+		cmocka_unit_test(test_reader_and_writer_threads),
 	};
 
 	return cmocka_run_group_tests(tests, setup_certs, teardown_certs);
