@@ -1,7 +1,8 @@
 /* incoming_rdma.c — the destination's rdma: listener on the control loop:
- * listen on the -incoming/migrate-incoming address, accept the source's
- * connection (rdma/rdma_listen.c) and hand it to incoming_conn.c as the
- * main channel; a refused connection request (bad capabilities) fails the
+ * listen on the -incoming/migrate-incoming address, hand the connections
+ * the listener (rdma/rdma_listen.c) accepted without blocking to
+ * incoming_conn.c (the main channel, then multifd channels), a timer for
+ * accepts that never complete; a refused or failed connection fails the
  * incoming migration with its reason; what the idle policy counts as
  * RDMA progress. Control thread, except incoming_rdma_error() (the load
  * thread, while the channel lives). */
@@ -100,27 +101,11 @@ static void arm_timer(struct incoming *inc)
 		inc->rdma_timer = 0; /* no timer: the idle policy remains */
 }
 
-static void on_accept_timeout(struct ev_loop *loop, void *opaque)
+/* Everything the listener has ready, without blocking: accepts start,
+ * established connections are handed out, failures fail the incoming
+ * migration; then the timer for what is left. */
+static void rdma_dispatch(struct incoming *inc)
 {
-	struct incoming *inc = opaque;
-	struct mig_error *err = NULL;
-
-	inc->rdma_timer = 0; /* fired: one-shot */
-	if (!inc->rdma_listener)
-		return;
-	if (rdma_listener_expire(inc->rdma_listener, &err)) {
-		rdma_failed(inc, err);
-		return;
-	}
-	arm_timer(inc);
-}
-
-/* Every CM event queued, without blocking: accepts start, established
- * connections are handed out, failures fail the incoming migration. */
-static void on_cm_event(struct ev_loop *loop, int fd, uint32_t events,
-			void *opaque)
-{
-	struct incoming *inc = opaque;
 	struct mig_error *err = NULL;
 	struct channel *ch = NULL;
 	int ret;
@@ -142,6 +127,28 @@ static void on_cm_event(struct ev_loop *loop, int fd, uint32_t events,
 	arm_timer(inc);
 }
 
+/* A deadline passed, or multifd accepts wait for guest RAM's pinning. */
+static void on_accept_timeout(struct ev_loop *loop, void *opaque)
+{
+	struct incoming *inc = opaque;
+	struct mig_error *err = NULL;
+
+	inc->rdma_timer = 0; /* fired: one-shot */
+	if (!inc->rdma_listener)
+		return;
+	if (rdma_listener_expire(inc->rdma_listener, &err)) {
+		rdma_failed(inc, err);
+		return;
+	}
+	rdma_dispatch(inc);
+}
+
+static void on_cm_event(struct ev_loop *loop, int fd, uint32_t events,
+			void *opaque)
+{
+	rdma_dispatch(opaque);
+}
+
 int incoming_rdma_listen(struct incoming *inc, struct mig_error **errp)
 {
 	struct migd *md = inc->md;
@@ -157,7 +164,7 @@ int incoming_rdma_listen(struct incoming *inc, struct mig_error **errp)
 		return -ENODEV;
 	}
 	inc->rdma_listener =
-		rdma_listen(md->rdma_fabric, inc->addr.host, port, errp);
+		rdma_listener_open(md->rdma_fabric, inc->addr.host, port, errp);
 	if (!inc->rdma_listener)
 		return -EIO;
 	ret = ev_loop_add_fd(md->loop, rdma_listener_fd(inc->rdma_listener),

@@ -30,6 +30,7 @@ struct lb_fabric {
 	int fail_post_err, fail_reg_err;
 	uint16_t refused_port;
 	enum rv_loop_resolve_fault resolve_fault;
+	int reg_delay_ms; /* reg_mr takes this long (a large pin) */
 	unsigned int accept_fault_in;
 	enum rv_loop_accept_fault accept_fault;
 	int delay_ms, rnr_delay_ms;

@@ -19,6 +19,8 @@
 
 /* Slice of a completion wait between checks of the CM channel. */
 #define RC_SLICE_MS 100
+/* After a DISCONNECTED, how long flushed work may take to complete. */
+#define RC_GONE_GRACE_MS 1000
 
 static struct rdma_chan *to_rc(struct channel *ch)
 {
@@ -185,6 +187,7 @@ static const char *wc_hint(enum rv_wc_status st)
 }
 
 static int rc_check_cm(struct rdma_chan *c, struct mig_error **errp);
+static int rc_disconnected(struct rdma_chan *c, struct mig_error **errp);
 
 static int rc_handle_wc(struct rdma_chan *c, const struct rv_wc *wc,
 			struct mig_error **errp)
@@ -196,8 +199,11 @@ static int rc_handle_wc(struct rdma_chan *c, const struct rv_wc *wc,
 		if (rdma_ep_kicked(c->ep))
 			return rc_error(c, -ECANCELED, errp,
 					"RDMA ERROR: migration cancelled");
-		if (wc->status == RV_WC_WR_FLUSH_ERR && rc_check_cm(c, errp))
-			return rc_failed(c, errp); /* the peer disconnected */
+		if (wc->status == RV_WC_WR_FLUSH_ERR && c->ep->own_ech) {
+			rc_check_cm(c, NULL); /* the disconnect behind it */
+			if (atomic_load(&c->peer_gone))
+				return rc_disconnected(c, errp);
+		}
 		return rc_error(
 			c, -EIO, errp, "RDMA ERROR: %s completion failed: %s%s",
 			wrid_desc(wc->wr_id), rv_wc_status_str(wc->status),
@@ -220,7 +226,19 @@ static int rc_handle_wc(struct rdma_chan *c, const struct rv_wc *wc,
 	return 0;
 }
 
-/* The source's own CM channel: a disconnect ends the connection. */
+/* The source's view of a disconnect (its own CM channel told it). */
+static int rc_disconnected(struct rdma_chan *c, struct mig_error **errp)
+{
+	return rc_error(c, -ECONNRESET, errp,
+			"RDMA ERROR: the destination disconnected (%s)",
+			rv_cm_event_str(c->gone_event));
+}
+
+/* The source's own CM channel. A DISCONNECTED flushes the QP rather than
+ * failing at once: work the destination already acknowledged (its last
+ * message, before it closed) may not have been polled yet, and completes
+ * as it did; what is left flushes (rc_disconnected). A wait that still
+ * sees nothing a grace period later (nothing was posted) fails. */
 static int rc_check_cm(struct rdma_chan *c, struct mig_error **errp)
 {
 	const struct rv_ops *o = c->fab->ops;
@@ -228,15 +246,19 @@ static int rc_check_cm(struct rdma_chan *c, struct mig_error **errp)
 
 	if (!c->ep->own_ech)
 		return 0;
+	if (atomic_load(&c->peer_gone))
+		return (int64_t)ev_now_ms() - c->gone_ms < RC_GONE_GRACE_MS
+			       ? 0
+			       : rc_disconnected(c, errp);
 	while (o->get_cm_event(c->ep->ech, &ev) == 0) {
 		if (ev.type != RV_CM_DISCONNECTED &&
 		    ev.type != RV_CM_DEVICE_REMOVAL)
 			continue;
+		c->gone_event = ev.type;
+		c->gone_ms = (int64_t)ev_now_ms();
 		atomic_store(&c->peer_gone, true);
-		return rc_error(c, -ECONNRESET, errp,
-				"RDMA ERROR: the destination disconnected "
-				"(%s)",
-				rv_cm_event_str(ev.type));
+		o->modify_qp_state(c->ep->qp, RV_QPS_ERR);
+		break;
 	}
 	return 0;
 }

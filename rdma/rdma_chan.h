@@ -56,8 +56,9 @@ int rdma_listener_enable_mfd(struct rdma_listener *l, const struct guest *g);
 struct rdma_mfd_set *rdma_listener_mfd(struct rdma_listener *l);
 
 /* Destination: listens on host:port (NULL/"" = any). NULL with *errp. */
-struct rdma_listener *rdma_listen(struct rv_fabric *fab, const char *host,
-				  uint16_t port, struct mig_error **errp);
+struct rdma_listener *rdma_listener_open(struct rv_fabric *fab,
+					 const char *host, uint16_t port,
+					 struct mig_error **errp);
 /* The fd that is readable while CM events are pending. */
 int rdma_listener_fd(struct rdma_listener *l);
 /* Handles the pending CM events without blocking: a CONNECT_REQUEST is
@@ -68,9 +69,11 @@ int rdma_listener_fd(struct rdma_listener *l);
  * accepted connection that failed: closed). */
 int rdma_listener_handle(struct rdma_listener *l, struct channel **out,
 			 struct mig_error **errp);
-/* Milliseconds until the first accepted connection's deadline (0: now),
- * -1 when none waits. Then rdma_listener_expire() fails it: -ETIMEDOUT
- * with *errp, 0 when nothing expired. */
+/* Milliseconds until the listener has timed work (0: now), -1 when none:
+ * an accepted connection's deadline, or a short poll while multifd
+ * accepts wait for guest RAM's registration (rdma_listener_handle()
+ * sends them). rdma_listener_expire() fails a connection past its
+ * deadline: -ETIMEDOUT with *errp, 0 when nothing expired. */
 int rdma_listener_next_timeout(struct rdma_listener *l);
 int rdma_listener_expire(struct rdma_listener *l, struct mig_error **errp);
 /* Tests: the accept timeout (default RDMA_CONN_TIMEOUT_MS). */

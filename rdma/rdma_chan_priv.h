@@ -30,7 +30,11 @@ struct rdma_chan {
 	struct rdma_listener *listener; /* destination: a reference */
 	bool source, pin_all, ready_expected, send_busy;
 	bool mfd; /* RMFD_CAP_MAIN agreed: multifd over RDMA (rdma_mfd.h) */
-	atomic_bool peer_gone; /* set by the listener (control thread) */
+	/* destination: set by the listener (control thread); source: by
+	 * its owner thread from its own CM channel (gone_event: which) */
+	atomic_bool peer_gone;
+	enum rv_cm_event_type gone_event;
+	int64_t gone_ms; /* source: when it was seen (ev_now_ms) */
 	/* Idle policy (any thread reads): moves with every successful
 	 * completion and registration; in_round while the destination's
 	 * control loop waits inside a HOOK round (the source's RDMA WRITEs

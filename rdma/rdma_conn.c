@@ -43,12 +43,14 @@ static int ep_verbs(struct rdma_ep *ep, const struct rdma_ep_opts *o,
 				    .max_recv_sge = 1};
 	int err = 0;
 
-	ep->pd = o->shared_pd && *o->shared_pd ? *o->shared_pd
-					       : ops->alloc_pd(ep->id, &err);
-	if (ep->pd && o->shared_pd) {
+	ep->pd_shared = o->shared_pd != NULL;
+	ep->pd = ep->pd_shared ? *o->shared_pd : NULL;
+	if (!ep->pd)
+		ep->pd = ops->alloc_pd(ep->id, &err);
+	/* Published once, by the first endpoint: later ones only read it
+	 * (a registration worker may be reading it meanwhile). */
+	if (ep->pd_shared && !*o->shared_pd)
 		*o->shared_pd = ep->pd;
-		ep->pd_shared = true;
-	}
 	if (!ep->pd)
 		return mig_error_setg_errno(errp, err,
 					    "RDMA ERROR: "
@@ -86,13 +88,13 @@ static bool fd_readable(int fd)
 
 /* Waits for the next CM event on ep's channel; it must be want. */
 static int ep_expect(struct rdma_ep *ep, enum rv_cm_event_type want,
-		     struct rv_cm_event *ev, const char *what,
+		     struct rv_cm_event *ev, const char *what, int timeout_ms,
 		     struct mig_error **errp)
 {
 	int cfd = ep->conn_cancel_fd >= 0 ? ep->conn_cancel_fd : ep->cancel_fd;
 	int ret = fd_readable(cfd) ? -ECANCELED
 				   : rv_wait_cm_event(ep->fab, ep->ech, ev, cfd,
-						      RDMA_CONN_TIMEOUT_MS);
+						      timeout_ms);
 
 	if (ret == -ECANCELED) {
 		mig_error_setg(errp, "RDMA ERROR: cancelled while %s", what);
@@ -121,7 +123,7 @@ static int ep_resolve(struct rdma_ep *ep, const char *host, uint16_t port,
 					    "not resolve address %s",
 					    host);
 	ret = ep_expect(ep, RV_CM_ADDR_RESOLVED, &ev, "resolving the address",
-			errp);
+			RDMA_CONN_TIMEOUT_MS, errp);
 	if (ret == -EIO)
 		mig_error_setg(errp,
 			       "RDMA ERROR: result not equal to "
@@ -136,7 +138,7 @@ static int ep_resolve(struct rdma_ep *ep, const char *host, uint16_t port,
 					    "RDMA ERROR: could "
 					    "not resolve rdma route");
 	ret = ep_expect(ep, RV_CM_ROUTE_RESOLVED, &ev, "resolving the route",
-			errp);
+			RDMA_CONN_TIMEOUT_MS, errp);
 	if (ret == -EIO)
 		mig_error_setg(errp,
 			       "RDMA ERROR: result not equal to "
@@ -157,6 +159,8 @@ struct rdma_ep *rdma_ep_resolve(struct rv_fabric *fab, const char *host,
 		return NULL;
 	if (o->has_conn_cancel)
 		ep->conn_cancel_fd = o->conn_cancel_fd;
+	ep->conn_timeout_ms =
+		o->conn_timeout_ms ? o->conn_timeout_ms : RDMA_CONN_TIMEOUT_MS;
 	ep->own_ech = true;
 	ep->ech = ops->create_event_channel(fab, &err);
 	if (!ep->ech) {
@@ -201,7 +205,8 @@ int rdma_ep_connect(struct rdma_ep *ep, const void *pdata, uint8_t len,
 		return mig_error_setg_errno(errp, -ret,
 					    "RDMA ERROR: "
 					    "connecting to destination!");
-	ret = ep_expect(ep, RV_CM_ESTABLISHED, est, "connecting", errp);
+	ret = ep_expect(ep, RV_CM_ESTABLISHED, est, "connecting",
+			ep->conn_timeout_ms, errp);
 	if (ret == -EIO)
 		mig_error_setg(errp,
 			       "RDMA ERROR: connecting to destination!: "
@@ -271,7 +276,8 @@ int rdma_ep_accept(struct rdma_ep *ep, const void *pdata, uint8_t len,
 	int ret = rdma_ep_accept_start(ep, pdata, len, errp);
 
 	if (!ret)
-		ret = ep_expect(ep, RV_CM_ESTABLISHED, &ev, "accepting", errp);
+		ret = ep_expect(ep, RV_CM_ESTABLISHED, &ev, "accepting",
+				RDMA_CONN_TIMEOUT_MS, errp);
 	if (ret == -EIO)
 		return rdma_ep_accept_event(ep, &ev, errp);
 	if (!ret)

@@ -33,6 +33,10 @@ struct rdma_ep_opts {
 	 * has_conn_cancel (0 is a valid fd); stays the caller's. */
 	bool has_conn_cancel;
 	int conn_cancel_fd;
+	/* Source: the bound of the wait for ESTABLISHED (0: the default
+	 * RDMA_CONN_TIMEOUT_MS); a multifd destination pins guest RAM
+	 * before it accepts. */
+	int conn_timeout_ms;
 };
 
 struct rdma_ep {
@@ -47,8 +51,9 @@ struct rdma_ep {
 	struct rv_qp *qp;
 	struct rv_mr **mrs; /* every MR still registered */
 	size_t nmrs, cap_mrs;
-	int cancel_fd;	    /* eventfd: readable once kicked */
-	int conn_cancel_fd; /* opts' connect-phase cancel fd, or -1 */
+	int cancel_fd;	     /* eventfd: readable once kicked */
+	int conn_cancel_fd;  /* opts' connect-phase cancel fd, or -1 */
+	int conn_timeout_ms; /* opts' bound of the wait for ESTABLISHED */
 	atomic_bool kicked;
 	bool connected;
 };

@@ -7,10 +7,11 @@
  * Accepts never block: each accepted id is pending until its own CM event
  * (ESTABLISHED hands the channel out; anything else, or no event within
  * the accept timeout, fails it), so requests arriving together are all
- * served and the control loop never waits. The event channel is shared
- * with the accepted ids, so it is reference counted: it goes when the
- * listener and every channel are gone. Control thread (the last unref may
- * come from a channel's close). */
+ * served and the control loop never waits; multifd accepts are owed until
+ * the set's worker has pinned guest RAM (polled, rdma_mfd.h). The event
+ * channel is shared with the accepted ids, so it is reference counted: it
+ * goes when the listener and every channel are gone. Control thread (the
+ * last unref may come from a channel's close). */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,6 +24,9 @@
 #include "util/evloop.h"
 #include "util/log.h"
 
+/* How often accepts owed to a registration in progress are retried. */
+#define RL_RESUME_POLL_MS 20
+
 /* An accepted connection not handed out yet: waiting for its CM event
  * until deadline_ms, or (ready) a multifd channel established before the
  * main channel was handed out (it must follow the main one). */
@@ -30,6 +34,7 @@ struct rl_pending {
 	struct rv_cm_id *id;
 	struct channel *ch;
 	bool main, ready;
+	bool owed; /* a multifd accept waiting for guest RAM's registration */
 	uint64_t deadline_ms;
 	struct rl_pending *next;
 };
@@ -143,11 +148,34 @@ static struct channel *pending_take_ready(struct rdma_listener *l)
 
 /* ---- requests ------------------------------------------------------------ */
 
+/* Multifd accepts owed while guest RAM was being pinned: sent once it is
+ * (the whole set's registration: all or none are ready). */
+static int pending_resume(struct rdma_listener *l, struct mig_error **errp)
+{
+	for (struct rl_pending *p = l->pending; p; p = p->next) {
+		int ret;
+
+		if (!p->owed)
+			continue;
+		ret = rdma_mfd_accept_resume(p->ch, errp);
+		if (ret == 0)
+			return 0; /* still pinning */
+		if (ret < 0) {
+			chan_close(pending_take(l, p));
+			return ret;
+		}
+		p->owed = false;
+		p->deadline_ms = ev_now_ms() + (uint64_t)l->accept_timeout_ms;
+	}
+	return 0;
+}
+
 /* A multifd channel's connection (multifd over RDMA, migd <-> migd). */
 static int on_mfd_request(struct rdma_listener *l, const struct rv_cm_event *ev,
 			  struct mig_error **errp)
 {
 	struct channel *ch;
+	int ret;
 
 	if (!l->mfd || !l->accepted_id || !l->lid) {
 		log_warn("rdma: refusing a multifd channel (multifd is off "
@@ -158,11 +186,15 @@ static int on_mfd_request(struct rdma_listener *l, const struct rv_cm_event *ev,
 	ch = rdma_mfd_accept(l->mfd, l, l->ech, ev, errp);
 	if (!ch)
 		return -ECONNABORTED;
-	return pending_add(l, ev->id, ch, false, errp);
+	ret = pending_add(l, ev->id, ch, false, errp);
+	if (!ret)
+		l->pending->owed = true; /* pending_resume() sends it */
+	return ret ? ret : pending_resume(l, errp);
 }
 
-struct rdma_listener *rdma_listen(struct rv_fabric *fab, const char *host,
-				  uint16_t port, struct mig_error **errp)
+struct rdma_listener *rdma_listener_open(struct rv_fabric *fab,
+					 const char *host, uint16_t port,
+					 struct mig_error **errp)
 {
 	struct rdma_listener *l = calloc(1, sizeof(*l));
 	int err = 0, ret;
@@ -316,6 +348,9 @@ int rdma_listener_handle(struct rdma_listener *l, struct channel **out,
 	*out = l->main_out ? pending_take_ready(l) : NULL;
 	if (*out)
 		return 1;
+	ret = pending_resume(l, errp);
+	if (ret)
+		return ret;
 	while (l->fab->ops->get_cm_event(l->ech, &ev) == 0) {
 		ret = on_event(l, &ev, out, errp);
 		if (ret)
@@ -328,9 +363,13 @@ int rdma_listener_next_timeout(struct rdma_listener *l)
 {
 	uint64_t now = ev_now_ms(), first = UINT64_MAX;
 
-	for (struct rl_pending *p = l->pending; p; p = p->next)
-		if (!p->ready && p->deadline_ms < first)
-			first = p->deadline_ms;
+	for (struct rl_pending *p = l->pending; p; p = p->next) {
+		uint64_t when =
+			p->owed ? now + RL_RESUME_POLL_MS : p->deadline_ms;
+
+		if (!p->ready && when < first)
+			first = when;
+	}
 	if (first == UINT64_MAX)
 		return -1;
 	return first <= now ? 0 : (int)(first - now);
@@ -341,7 +380,7 @@ int rdma_listener_expire(struct rdma_listener *l, struct mig_error **errp)
 	uint64_t now = ev_now_ms();
 
 	for (struct rl_pending *p = l->pending; p; p = p->next) {
-		if (p->ready || p->deadline_ms > now)
+		if (p->ready || p->owed || p->deadline_ms > now)
 			continue;
 		chan_close(pending_take(l, p));
 		mig_error_setg(errp,

@@ -74,6 +74,9 @@ void rdma_mfd_set_unref(struct rdma_mfd_set *set)
 {
 	if (!set || atomic_fetch_sub(&set->refs, 1) != 1)
 		return;
+	if (set->reg_started) /* a pin cannot be interrupted: wait it out */
+		pthread_join(set->reg_thread, NULL);
+	mig_error_free(set->reg_err);
 	for (size_t i = 0; set->mrs && i < set->nblocks; i++)
 		if (set->mrs[i])
 			set->fab->ops->dereg_mr(set->mrs[i]);
@@ -99,33 +102,44 @@ static void memlock_error(const struct ram_block *b, int err,
 		       b->name, b->used_length, strerror(err), lim);
 }
 
+static bool set_has_mr(struct rdma_mfd_set *set, size_t i)
+{
+	bool have;
+
+	pthread_mutex_lock(&set->lock);
+	have = set->mrs[i] != NULL;
+	pthread_mutex_unlock(&set->lock);
+	return have;
+}
+
 int rmfd_set_register(struct rdma_mfd_set *set, int access,
 		      struct mig_error **errp)
 {
-	int ret = 0;
-
-	pthread_mutex_lock(&set->lock);
-	for (size_t i = 0; i < set->nblocks && !ret; i++) {
+	for (size_t i = 0; i < set->nblocks; i++) {
 		struct ram_block *b = set->blocks[i];
+		struct rv_mr *mr;
 		int err = 0;
 
-		if (set->mrs[i])
+		if (set_has_mr(set, i))
 			continue;
-		set->mrs[i] = set->fab->ops->reg_mr(
-			set->pd, b->host, b->used_length, access, &err);
-		if (set->mrs[i])
-			continue;
-		if (err == ENOMEM || err == EAGAIN || err == EPERM)
-			memlock_error(b, err, errp);
-		else
-			mig_error_setg_errno(errp, err,
-					     "RDMA ERROR: multifd: "
-					     "cannot register RAM block '%s'",
-					     b->name);
-		ret = -(err ? err : EIO);
+		mr = set->fab->ops->reg_mr(set->pd, b->host, b->used_length,
+					   access, &err);
+		if (!mr) {
+			if (err == ENOMEM || err == EAGAIN || err == EPERM)
+				memlock_error(b, err, errp);
+			else
+				mig_error_setg_errno(errp, err,
+						     "RDMA ERROR: multifd: "
+						     "cannot register RAM "
+						     "block '%s'",
+						     b->name);
+			return -(err ? err : EIO);
+		}
+		pthread_mutex_lock(&set->lock);
+		set->mrs[i] = mr;
+		pthread_mutex_unlock(&set->lock);
 	}
-	pthread_mutex_unlock(&set->lock);
-	return ret;
+	return 0;
 }
 
 /* ---- the channel --------------------------------------------------------- */

@@ -80,14 +80,21 @@ void rdma_mfd_set_counter(struct rdma_mfd_set *set, _Atomic uint64_t *bytes);
 /* A CONNECT_REQUEST carrying RMFD_CAP_CHANNEL (its id on the listener's
  * channel ech; l, if not NULL, is referenced until the channel closes):
  * builds the endpoint, claims the channel id ("multifd: received id '%d'
- * already setup'"), and accepts without waiting: the block table goes at
- * ESTABLISHED (rdma_mfd_accept_event). The channel, or NULL with *errp
- * (the request is then rejected and destroyed). */
+ * already setup'") and posts the receives. The accept is owed until guest
+ * RAM is registered (a worker thread pins it, started by the first
+ * rdma_mfd_accept_resume()). The channel, or NULL with *errp (the request
+ * is then rejected and destroyed). */
 struct channel *rdma_mfd_accept(struct rdma_mfd_set *set,
 				struct rdma_listener *l,
 				struct rv_event_channel *ech,
 				const struct rv_cm_event *req,
 				struct mig_error **errp);
+/* Sends the owed accept once guest RAM is registered, without blocking:
+ * 1 when the accept is out (its event then goes to
+ * rdma_mfd_accept_event), 0 while the registration runs (call again),
+ * -errno with *errp (registration failed: the request is rejected; or
+ * the accept failed) — the caller closes the channel. */
+int rdma_mfd_accept_resume(struct channel *ch, struct mig_error **errp);
 /* The next CM event of a channel rdma_mfd_accept() made: ESTABLISHED
  * sends the block table (0); anything else, or a failed send, is -errno
  * with *errp (the caller closes the channel). Control thread. */

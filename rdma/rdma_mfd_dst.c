@@ -3,7 +3,9 @@
  * posted, the block table sent), CM events of the set's connections, and
  * the recv op mfd_recv.c calls on the channel's receive thread: the next
  * packet message, credits back to the source, SYNC_ACK at a SYNC.
- * Accept and CM events: control thread. The recv op: the channel's
+ * Guest RAM is pinned by a worker thread (a large guest takes seconds):
+ * accepts wait for it without blocking. Accept and CM events: control
+ * thread. The recv op: the channel's
  * receive thread. */
 #include "rdma/rdma_mfd_priv.h"
 
@@ -40,24 +42,84 @@ static int dst_bind(struct rmfd_chan *c, struct mig_error **errp)
 	return ret;
 }
 
-/* Receives and the encoded table, then the accept (not waited for: the
- * table goes at ESTABLISHED, rdma_mfd_accept_event). */
-static int dst_handshake(struct rmfd_chan *c, struct mig_error **errp)
+#define DST_RAM_ACCESS (RV_ACCESS_LOCAL_WRITE | RV_ACCESS_REMOTE_WRITE)
+
+/* The worker: pins every block off the control thread. */
+static void *dst_register_main(void *opaque)
 {
-	uint8_t pdata[RMFD_ACCEPT_SIZE];
-	int len, ret = 0;
+	struct rdma_mfd_set *set = opaque;
+	struct mig_error *err = NULL;
+	int ret = rmfd_set_register(set, DST_RAM_ACCESS, &err);
+
+	pthread_mutex_lock(&set->lock);
+	set->reg_ret = ret;
+	set->reg_err = err;
+	set->reg_done = true;
+	pthread_mutex_unlock(&set->lock);
+	return NULL;
+}
+
+/* 1 when guest RAM is registered, 0 while the worker (started at the
+ * first call) pins it, -errno with *errp when that failed. Without a
+ * thread the registration runs here. Control thread. */
+static int dst_registered(struct rdma_mfd_set *set, struct mig_error **errp)
+{
+	int ret;
+
+	if (!set->reg_started &&
+	    !pthread_create(&set->reg_thread, NULL, dst_register_main, set))
+		set->reg_started = true;
+	if (!set->reg_started) {
+		ret = rmfd_set_register(set, DST_RAM_ACCESS, errp);
+		return ret ? ret : 1;
+	}
+	pthread_mutex_lock(&set->lock);
+	ret = !set->reg_done ? 0 : set->reg_ret ? set->reg_ret : 1;
+	if (ret < 0 && set->reg_err)
+		mig_error_setg(errp, "%s", set->reg_err->desc);
+	pthread_mutex_unlock(&set->lock);
+	return ret;
+}
+
+static int dst_post_recvs(struct rmfd_chan *c, struct mig_error **errp)
+{
+	int ret = 0;
 
 	for (unsigned i = 0; !ret && i < c->nrecv; i++)
 		ret = rmfd_post_recv(c, i, errp);
-	if (ret)
-		return ret;
-	len = rmfd_table_encode(c->set, c->tbuf, errp);
+	return ret;
+}
+
+/* The encoded table (RAM registered), then the accept (not waited for:
+ * the table goes at ESTABLISHED, rdma_mfd_accept_event). */
+static int dst_accept_now(struct rmfd_chan *c, struct mig_error **errp)
+{
+	uint8_t pdata[RMFD_ACCEPT_SIZE];
+	int len = rmfd_table_encode(c->set, c->tbuf, errp);
+
 	if (len < 0)
 		return len;
 	c->tlen = (uint32_t)len;
 	mfd_store_be32(pdata, RMFD_VERSION);
 	mfd_store_be32(pdata + 4, RMFD_CAP_CHANNEL);
 	return rdma_ep_accept_start(c->ep, pdata, sizeof(pdata), errp);
+}
+
+int rdma_mfd_accept_resume(struct channel *ch, struct mig_error **errp)
+{
+	struct rmfd_chan *c = ch->priv;
+	int ret;
+
+	if (!c->accept_owed)
+		return 1;
+	ret = dst_registered(c->set, errp);
+	if (ret < 0) /* the source sees REJECTED, as before any accept */
+		c->set->fab->ops->reject(c->ep->id, NULL, 0);
+	if (ret <= 0)
+		return ret;
+	c->accept_owed = false;
+	ret = dst_accept_now(c, errp);
+	return ret ? ret : 1;
 }
 
 int rdma_mfd_accept_event(struct channel *ch, const struct rv_cm_event *ev,
@@ -162,20 +224,14 @@ struct channel *rdma_mfd_accept(struct rdma_mfd_set *set,
 		rdma_listener_ref(l);
 		c->l = l;
 	}
-	if (rmfd_set_register(set,
-			      RV_ACCESS_LOCAL_WRITE | RV_ACCESS_REMOTE_WRITE,
-			      errp) ||
-	    rmfd_buffers(c, RMFD_CREDITS, MFD_PACKET_SIZE, RMFD_DST_SENDS,
+	if (rmfd_buffers(c, RMFD_CREDITS, MFD_PACKET_SIZE, RMFD_DST_SENDS,
 			 RMFD_CTRL_SIZE, errp) ||
-	    dst_bind(c, errp)) {
+	    dst_bind(c, errp) || dst_post_recvs(c, errp)) {
 		set->fab->ops->reject(req->id, NULL, 0);
 		rmfd_chan_free(c); /* destroys the id */
 		return NULL;
 	}
-	if (dst_handshake(c, errp)) {
-		rmfd_chan_free(c);
-		return NULL;
-	}
+	c->accept_owed = true; /* rdma_mfd_accept_resume() */
 	snprintf(c->base.desc, sizeof(c->base.desc), "rdma (multifd %u)",
 		 c->id);
 	return &c->base;

@@ -72,6 +72,13 @@ struct rdma_mfd_set {
 	uint8_t uuid[16];	      /* destination: expected (if channels) */
 	unsigned channels;
 	_Atomic uint64_t *bytes; /* destination: multifd bytes, or NULL */
+	/* destination: guest RAM registered by a worker thread, off the
+	 * control thread (rdma_mfd_dst.c); reg_done, reg_ret, reg_err under
+	 * lock, the rest control thread */
+	pthread_t reg_thread;
+	bool reg_started, reg_done;
+	int reg_ret;
+	struct mig_error *reg_err;
 };
 
 struct rmfd_chan {
@@ -87,8 +94,9 @@ struct rmfd_chan {
 	struct rv_mr *rmr;
 	unsigned nrecv;
 	size_t rsize;
-	uint8_t *tbuf; /* the table (source: received; dest: sent) */
-	uint32_t tlen; /* destination: the encoded table's length */
+	uint8_t *tbuf;	  /* the table (source: received; dest: sent) */
+	uint32_t tlen;	  /* destination: the encoded table's length */
+	bool accept_owed; /* destination: waits for the registration */
 	struct rv_mr *tmr;
 	/* Sends: n buffers of size each, used round robin. */
 	uint8_t *sbuf;
@@ -125,7 +133,9 @@ int rmfd_wait_wc(struct rmfd_chan *c, struct rv_wc *wc, int timeout_ms,
 int rmfd_wc_error(struct rmfd_chan *c, const struct rv_wc *wc,
 		  struct mig_error **errp);
 
-/* The set: registers every block once (access flags), in set->pd. */
+/* The set: registers every block once (access flags), in set->pd; the
+ * lock is not held while the NIC pins memory. One registering thread at
+ * a time (the source's migration thread, or the destination's worker). */
 int rmfd_set_register(struct rdma_mfd_set *set, int access,
 		      struct mig_error **errp);
 struct rdma_mfd_set *rmfd_set_new(struct rv_fabric *fab, const struct guest *g);

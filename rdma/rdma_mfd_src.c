@@ -163,9 +163,12 @@ struct channel *rdma_mfd_connect(struct rv_fabric *fab, const char *host,
 				 struct mig_error **errp)
 {
 	struct rmfd_chan *c = src_chan(host, port, id, first, fab, g);
+	/* The destination accepts once its guest RAM is pinned, which for
+	 * a large guest takes longer than the usual connect bound. */
 	struct rdma_ep_opts o = {.max_send_wr = RMFD_SRC_SEND_WR,
 				 .max_recv_wr = RMFD_SRC_RECVS + 1,
-				 .cqe = RMFD_CQE};
+				 .cqe = RMFD_CQE,
+				 .conn_timeout_ms = RMFD_WAIT_MS};
 
 	if (!c) {
 		mig_error_setg(errp, "Out of memory");

@@ -148,6 +148,15 @@ void rv_loop_refuse_port(struct rv_fabric *f, uint16_t port)
 	pthread_mutex_unlock(&fab->lock);
 }
 
+void rv_loop_set_reg_delay(struct rv_fabric *f, int ms)
+{
+	struct lb_fabric *fab = LB_FAB(f);
+
+	pthread_mutex_lock(&fab->lock);
+	fab->reg_delay_ms = ms < 0 ? 0 : ms;
+	pthread_mutex_unlock(&fab->lock);
+}
+
 void rv_loop_set_accept_fault(struct rv_fabric *f, unsigned int nth,
 			      enum rv_loop_accept_fault fault)
 {

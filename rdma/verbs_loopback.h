@@ -66,6 +66,9 @@ void rv_loop_fail_reg(struct rv_fabric *fab, unsigned int nth, int err);
 void rv_loop_refuse_port(struct rv_fabric *fab, uint16_t port);
 void rv_loop_set_resolve_fault(struct rv_fabric *fab,
 			       enum rv_loop_resolve_fault fault);
+/* Every reg_mr of 1 MiB or more takes ms (pinning guest RAM), outside
+ * the fabric lock. */
+void rv_loop_set_reg_delay(struct rv_fabric *fab, int ms);
 /* The nth accept from now (1 = the next) succeeds but meets fault. */
 void rv_loop_set_accept_fault(struct rv_fabric *fab, unsigned int nth,
 			      enum rv_loop_accept_fault fault);

@@ -66,6 +66,18 @@ static int lb_take_fault(unsigned int *countdown, int err)
 	return 0;
 }
 
+/* rv_loop_set_reg_delay(): a large pin takes time (outside the lock). */
+static void lb_reg_delay(struct lb_fabric *fab, size_t len)
+{
+	int delay;
+
+	pthread_mutex_lock(&fab->lock);
+	delay = fab->reg_delay_ms;
+	pthread_mutex_unlock(&fab->lock);
+	if (delay && len >= (1u << 20)) /* guest RAM, not a buffer */
+		usleep((useconds_t)delay * 1000);
+}
+
 struct rv_mr *lb_reg_mr(struct rv_pd *p, void *addr, size_t len, int access,
 			int *err)
 {
@@ -83,6 +95,7 @@ struct rv_mr *lb_reg_mr(struct rv_pd *p, void *addr, size_t len, int access,
 		*err = ENOMEM;
 		return NULL;
 	}
+	lb_reg_delay(fab, len);
 	pthread_mutex_lock(&fab->lock);
 	ret = lb_take_fault(&fab->fail_reg_in, fab->fail_reg_err);
 	if (!ret) {

@@ -194,3 +194,31 @@ class RdmaConnectCancel(MigdTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RdmaSymbols(unittest.TestCase):
+    """No global symbol of migd may share a name with one librdmacm or
+    libibverbs exports: the executable's definition would interpose the
+    library's, and rdma-core's own calls would land in migd (a migd
+    function once named rdma_listen crashed every rdma: destination)."""
+
+    def test_no_clash_with_rdma_core(self):
+        from tests.system.migdtest import MIGD
+        nm = shutil.which("nm")
+        if not nm:
+            self.skipTest("nm (binutils) not installed")
+        import subprocess
+
+        def syms(args):
+            out = subprocess.run([nm] + args, capture_output=True,
+                                 text=True, check=True).stdout
+            return {line.split()[-1].split("@")[0]
+                    for line in out.splitlines() if line.strip()}
+        libs = set()
+        for name in ("librdmacm.so.1", "libibverbs.so.1"):
+            paths = glob.glob("/usr/lib/*/" + name) + glob.glob(
+                "/usr/lib/" + name)
+            self.assertTrue(paths, name + " not found")
+            libs |= syms(["-D", "--defined-only", paths[0]])
+        ours = syms(["-g", "--defined-only", MIGD])
+        self.assertEqual(sorted(ours & libs), [])

@@ -285,7 +285,7 @@ static inline void mt_migrate(struct mt_run *r)
 		pthread_mutex_init(&r->dst_lock, NULL);
 	}
 	if (!r->no_dst) {
-		r->l = rdma_listen(r->fab, MT_HOST, r->port, &err);
+		r->l = rdma_listener_open(r->fab, MT_HOST, r->port, &err);
 		if (!r->l)
 			abort();
 		pthread_create(&d, NULL, mt_dst_main, r);

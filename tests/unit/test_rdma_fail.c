@@ -60,7 +60,7 @@ static void test_refused_by_fabric(void **state)
 	struct mig_error *err = NULL;
 
 	mt_new(&r, 5102);
-	r.l = rdma_listen(r.fab, MT_HOST, r.port, &err);
+	r.l = rdma_listener_open(r.fab, MT_HOST, r.port, &err);
 	assert_non_null(r.l);
 	rv_loop_refuse_port(r.fab, r.port);
 	r.no_dst = true;
@@ -110,7 +110,7 @@ static void test_bad_caps_version(void **state)
 	struct rproto_caps caps = {.version = 2, .flags = 0};
 	struct rv_fabric *fab = rv_loop_create();
 	struct mig_error *err = NULL, *lerr = NULL;
-	struct rdma_listener *l = rdma_listen(fab, MT_HOST, 5104, &err);
+	struct rdma_listener *l = rdma_listener_open(fab, MT_HOST, 5104, &err);
 	struct rdma_ep *ep = rdma_ep_resolve(fab, MT_HOST, 5104, &o, &err);
 	struct channel *ch = NULL;
 	struct rv_cm_event est;
@@ -313,7 +313,7 @@ static void test_listener_sees_disconnect(void **state)
 	uint8_t buf[16];
 	pthread_t t;
 
-	r.l = rdma_listen(r.fab, MT_HOST, r.port, &err);
+	r.l = rdma_listener_open(r.fab, MT_HOST, r.port, &err);
 	assert_non_null(r.l);
 	pthread_create(&t, NULL, connect_and_close, r.fab);
 	assert_int_equal(mt_accept(&r, &ch, &err), 0);

@@ -141,12 +141,18 @@ static const uint8_t *m_uuid(void)
 static void dst_fail(void *opaque, struct mig_error *err)
 {
 	struct run *m = opaque;
-	struct mfd_send *s = atomic_load(&m->s);
+	struct mfd_send *s;
 
 	keep(m, m->dst_err, err);
 	mfd_recv_shutdown(m->r);
-	if (s) /* the source learns it through its main channel */
+	/* the source learns it through its main channel; under the lock:
+	 * run_fini() may be freeing it (a failing receive thread outlives
+	 * the source) */
+	pthread_mutex_lock(&m->lock);
+	s = atomic_load(&m->s);
+	if (s)
 		mfd_send_kick(s);
+	pthread_mutex_unlock(&m->lock);
 }
 
 /* A QEMU destination drops the capability bits it does not know. */
@@ -192,12 +198,19 @@ static void on_request(struct run *m, const struct rv_cm_event *ev)
 {
 	struct mig_error *err = NULL;
 	struct channel *ch;
+	int ret = 0;
 
 	if (m->qemu_peer) {
 		qemu_accept(m, ev);
 		return;
 	}
 	ch = rdma_mfd_accept(m->set, NULL, m->lch, ev, &err);
+	while (ch && (ret = rdma_mfd_accept_resume(ch, &err)) == 0)
+		usleep(1000); /* guest RAM being pinned: this test may wait */
+	if (ch && ret < 0) {
+		chan_close(ch);
+		ch = NULL;
+	}
 	if (!ch) {
 		keep(m, m->dst_err, err);
 		return;
@@ -421,11 +434,15 @@ static void run_init(struct run *m, unsigned n, int syncs)
 static void run_fini(struct run *m)
 {
 	const struct rv_ops *o = m->fab->ops;
+	struct mfd_send *s;
 
-	if (atomic_load(&m->s)) /* as the migration does when it ends */
-		mfd_send_kick(atomic_load(&m->s));
-	mfd_send_free(atomic_load(&m->s)); /* closes the channels */
-	for (unsigned i = 0; !m->s && i < m->n; i++)
+	pthread_mutex_lock(&m->lock); /* dst_fail() kicks it under the lock */
+	s = atomic_exchange(&m->s, NULL);
+	pthread_mutex_unlock(&m->lock);
+	if (s) /* as the migration does when it ends */
+		mfd_send_kick(s);
+	mfd_send_free(s); /* closes the channels */
+	for (unsigned i = 0; !s && i < m->n; i++)
 		chan_close(m->chans[i]);
 	mfd_recv_shutdown(m->r);
 	pthread_join(m->sthread, NULL);

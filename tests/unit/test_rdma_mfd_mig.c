@@ -224,7 +224,7 @@ static void fm_run(struct fm_run *m, bool dst_mfd)
 	pthread_t s, d;
 
 	pthread_mutex_init(&m->lock, NULL);
-	m->mt.l = rdma_listen(m->mt.fab, MT_HOST, m->mt.port, &err);
+	m->mt.l = rdma_listener_open(m->mt.fab, MT_HOST, m->mt.port, &err);
 	assert_non_null(m->mt.l);
 	if (dst_mfd) {
 		static const uint8_t zero_uuid[16];
@@ -327,7 +327,7 @@ static void test_source_without_bit(void **state)
 	int ret = 0;
 
 	fm_init(&m, 2, 0, 0);
-	m.mt.l = rdma_listen(m.mt.fab, MT_HOST, m.mt.port, &err);
+	m.mt.l = rdma_listener_open(m.mt.fab, MT_HOST, m.mt.port, &err);
 	assert_non_null(m.mt.l);
 	assert_int_equal(rdma_listener_enable_mfd(m.mt.l, m.mt.dst), 0);
 	m.mt.pin_all = false;

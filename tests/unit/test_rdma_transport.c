@@ -214,7 +214,7 @@ static void test_connect_cancelled_while_waiting(void **state)
 	pthread_t t;
 
 	cancel_run_init(&c);
-	l = rdma_listen(c.md.rdma_fabric, "192.0.2.1", 4555, &err);
+	l = rdma_listener_open(c.md.rdma_fabric, "192.0.2.1", 4555, &err);
 	assert_non_null(l);
 	assert_int_equal(pthread_create(&t, NULL, connect_thread, &c), 0);
 	usleep(300 * 1000);
