@@ -27,6 +27,7 @@
 #include "multifd/qemufile.h"
 #include "multifd/ram_load.h"
 #include "socket/channel.h"
+#include "tests/unit/stream_testutil.h"
 
 #define PG 4096u
 #define BLK_SIZE (16 * PG) /* block "ram" */
@@ -127,58 +128,6 @@ static void mem_free(struct mem_chan *m)
 	free(m);
 }
 
-/* ---- a stream builder ---------------------------------------------------- */
-
-struct sb {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-static void sb_put(struct sb *b, const void *d, size_t n)
-{
-	if (b->len + n > b->cap) {
-		b->cap = (b->len + n) * 2 + 64;
-		b->p = realloc(b->p, b->cap);
-		assert_non_null(b->p);
-	}
-	memcpy(b->p + b->len, d, n);
-	b->len += n;
-}
-
-static void sb_u8(struct sb *b, uint8_t v)
-{
-	sb_put(b, &v, 1);
-}
-
-static void sb_be16(struct sb *b, uint16_t v)
-{
-	uint8_t t[2];
-
-	mfd_store_be16(t, v);
-	sb_put(b, t, 2);
-}
-
-static void sb_be32(struct sb *b, uint32_t v)
-{
-	uint8_t t[4];
-
-	mfd_store_be32(t, v);
-	sb_put(b, t, 4);
-}
-
-static void sb_be64(struct sb *b, uint64_t v)
-{
-	uint8_t t[8];
-
-	mfd_store_be64(t, v);
-	sb_put(b, t, 8);
-}
-
-static void sb_str8(struct sb *b, const char *s)
-{
-	sb_u8(b, (uint8_t)strlen(s));
-	sb_put(b, s, strlen(s));
-}
 
 static void sb_header(struct sb *b)
 {
