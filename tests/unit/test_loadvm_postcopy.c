@@ -127,7 +127,6 @@ static void mem_free(struct mem_chan *m)
 	free(m);
 }
 
-
 static void sb_cmd(struct sb *b, uint16_t cmd, const void *p, uint16_t len)
 {
 	sb_u8(b, VMS_COMMAND);

@@ -128,7 +128,6 @@ static void mem_free(struct mem_chan *m)
 	free(m);
 }
 
-
 static void sb_header(struct sb *b)
 {
 	sb_be32(b, QEVM_MAGIC);
