@@ -16,8 +16,14 @@
 #include "multifd/mfd_send.h"
 #include "multifd/qemufile.h"
 
+/* Runs of present pages per hand-over: a fragmented file (zero pages
+ * skipped) has runs of a page or two, and one hand-over per run cost a
+ * worker wake-up per ~8 KiB. */
+#define RLF_RUNS 64
+
 struct rlf_chunk {
-	struct mapped_ram_chunk c;
+	struct mapped_ram_chunk c[RLF_RUNS];
+	unsigned n;
 	const struct mapped_ram_block *blk;
 	uint8_t *host;
 	_Atomic uint64_t *progress;
@@ -34,10 +40,17 @@ struct ram_load_file {
 static int read_chunk(struct channel *ch, void *item, struct mig_error **errp)
 {
 	struct rlf_chunk *it = item;
-	int ret = mapped_ram_read_chunk(ch, it->blk, it->host, &it->c, errp);
+	uint64_t done = 0;
+	int ret = 0;
 
-	if (!ret && it->progress)
-		atomic_fetch_add_explicit(it->progress, it->c.len,
+	for (unsigned i = 0; i < it->n && !ret; i++) {
+		ret = mapped_ram_read_chunk(ch, it->blk, it->host, &it->c[i],
+					    errp);
+		if (!ret)
+			done += it->c[i].len;
+	}
+	if (done && it->progress)
+		atomic_fetch_add_explicit(it->progress, done,
 					  memory_order_relaxed);
 	return ret;
 }
@@ -122,13 +135,25 @@ static int load_pages(struct ram_load_file *rlf, struct ram_block *b,
 	struct mapped_ram_plan plan;
 	struct mapped_ram_chunk c;
 	int ret = 0, sync_ret;
+	bool more;
 
 	mapped_ram_plan_init(&plan, blk, bm);
-	while (!ret && mapped_ram_plan_next(&plan, &c)) {
-		rlf->item->c = c;
-		rlf->item->blk = blk;
-		rlf->item->host = b->host;
-		rlf->item->progress = rlf->progress;
+	more = mapped_ram_plan_next(&plan, &c);
+	while (!ret && more) {
+		struct rlf_chunk *it = rlf->item;
+		uint64_t bytes = 0;
+
+		it->n = 0;
+		it->blk = blk;
+		it->host = b->host;
+		it->progress = rlf->progress;
+		/* up to RLF_RUNS runs, about one plan chunk of data */
+		while (more && it->n < RLF_RUNS &&
+		       bytes < MAPPED_RAM_LOAD_CHUNK) {
+			it->c[it->n++] = c;
+			bytes += c.len;
+			more = mapped_ram_plan_next(&plan, &c);
+		}
 		ret = mfd_file_queue(rlf->pool, (void **)&rlf->item);
 	}
 	/* Always: the queued items point at blk, on the caller's stack. */
