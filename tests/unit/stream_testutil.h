@@ -68,4 +68,26 @@ static inline void sb_str8(struct sb *b, const char *s)
 	sb_put(b, s, strlen(s));
 }
 
+/* RAM records of the 'ram' section: a page filled with fill, or a ZERO
+ * record; block NULL sets RAM_SAVE_FLAG_CONTINUE (same block as before). */
+static inline void sb_page(struct sb *b, uint64_t off, const char *block,
+			   uint8_t fill)
+{
+	uint8_t data[4096];
+
+	memset(data, fill, sizeof(data));
+	sb_be64(b, off | 0x08 | (block ? 0 : 0x20));
+	if (block)
+		sb_str8(b, block);
+	sb_put(b, data, sizeof(data));
+}
+
+static inline void sb_zero(struct sb *b, uint64_t off, const char *block)
+{
+	sb_be64(b, off | 0x02 | (block ? 0 : 0x20));
+	if (block)
+		sb_str8(b, block);
+	sb_u8(b, 0);
+}
+
 #endif

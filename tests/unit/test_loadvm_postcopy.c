@@ -135,25 +135,6 @@ static void sb_cmd(struct sb *b, uint16_t cmd, const void *p, uint16_t len)
 	sb_put(b, p, len);
 }
 
-static void sb_page(struct sb *b, uint64_t off, const char *block, uint8_t fill)
-{
-	uint8_t data[PG];
-
-	memset(data, fill, sizeof(data));
-	sb_be64(b, off | 0x08 | (block ? 0 : 0x20));
-	if (block)
-		sb_str8(b, block);
-	sb_put(b, data, sizeof(data));
-}
-
-static void sb_zero(struct sb *b, uint64_t off, const char *block)
-{
-	sb_be64(b, off | 0x02 | (block ? 0 : 0x20));
-	if (block)
-		sb_str8(b, block);
-	sb_u8(b, 0);
-}
-
 /* ZERO records (CONTINUE) for pages first..last: what a source sends for
  * the pages it has not sent yet, so that the stream is complete. */
 static void sb_zero_pages(struct sb *b, unsigned first, unsigned last)

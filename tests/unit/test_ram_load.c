@@ -172,25 +172,6 @@ static void sb_ram_start(struct sb *b)
 	sb_footer(b, 1);
 }
 
-static void sb_page(struct sb *b, uint64_t off, const char *block, uint8_t fill)
-{
-	uint8_t data[PG];
-
-	memset(data, fill, sizeof(data));
-	sb_be64(b, off | 0x08 | (block ? 0 : 0x20));
-	if (block)
-		sb_str8(b, block);
-	sb_put(b, data, sizeof(data));
-}
-
-static void sb_zero(struct sb *b, uint64_t off, const char *block)
-{
-	sb_be64(b, off | 0x02 | (block ? 0 : 0x20));
-	if (block)
-		sb_str8(b, block);
-	sb_u8(b, 0);
-}
-
 static void sb_close_ram(struct sb *b)
 {
 	sb_be64(b, 0x10);
