@@ -217,6 +217,26 @@ static int check_object_id(const struct cmdline *cl, const char *id,
 
 /* Reads the properties of one backend type; unknown ones are refused the
  * way QOM refuses them. */
+/* x-thp=on|off|auto (default off, guest/ram.h). */
+static bool get_thp(struct opts *o, enum ram_thp *out, struct mig_error **errp)
+{
+	const char *s = opts_get(o, "x-thp");
+	bool on;
+
+	if (!s)
+		return true;
+	if (!strcmp(s, "auto")) {
+		*out = RAM_THP_AUTO;
+		return true;
+	}
+	if (opts_parse_bool(s, &on)) {
+		*out = on ? RAM_THP_ON : RAM_THP_OFF;
+		return true;
+	}
+	mig_error_setg(errp, "Parameter 'x-thp' expects 'on', 'off' or 'auto'");
+	return false;
+}
+
 static int read_backend_props(struct opts *o, struct cmdline_backend *b,
 			      struct mig_error **errp)
 {
@@ -231,8 +251,7 @@ static int read_backend_props(struct opts *o, struct cmdline_backend *b,
 	if (b->backing == RAM_BACKING_MEMFD &&
 	    !opts_get_bool(o, "seal", &b->seal, errp))
 		return -EINVAL;
-	if (b->backing == RAM_BACKING_ANON &&
-	    !opts_get_bool(o, "x-thp", &b->thp, errp))
+	if (b->backing == RAM_BACKING_ANON && !get_thp(o, &b->thp, errp))
 		return -EINVAL;
 	path = b->backing == RAM_BACKING_FILE ? opts_get(o, "mem-path") : NULL;
 	bad = opts_first_unused(o);

@@ -24,7 +24,8 @@ struct cmdline_backend {
 	enum ram_backing backing;
 	uint64_t size;
 	char *mem_path;
-	bool share, prealloc, seal, thp;
+	bool share, prealloc, seal;
+	enum ram_thp thp; /* x-thp=on|off|auto */
 	unsigned prealloc_threads;
 };
 

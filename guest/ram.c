@@ -4,6 +4,7 @@
  * Control thread only (startup and shutdown); the prealloc helper threads
  * live only inside ram_block_prealloc(). */
 #include "guest/ram.h"
+#include "guest/ram_touch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -66,7 +67,7 @@ static size_t fd_page_size(int fd)
 	return host_page_size();
 }
 
-static int map_anon(struct ram_block *b, bool share, bool thp)
+static int map_anon(struct ram_block *b, bool share, enum ram_thp thp)
 {
 	size_t len = b->mapped_length, total = len + RAM_ANON_ALIGN;
 	int flags = MAP_ANONYMOUS | MAP_NORESERVE |
@@ -86,7 +87,7 @@ static int map_anon(struct ram_block *b, bool share, bool thp)
 	b->map_base = host;
 	b->map_len = len;
 	/* THP is a performance hint: a kernel without it still works. */
-	if (thp)
+	if (thp == RAM_THP_ON)
 		madvise(host, len, MADV_HUGEPAGE);
 	return 0;
 }
@@ -115,10 +116,16 @@ static int alloc_anon(struct ram_block *b, const struct ram_block_config *cfg,
 	b->used_length = align_up(cfg->size, b->page_size);
 	b->mapped_length = b->used_length;
 	ret = map_anon(b, cfg->share, cfg->thp);
-	if (ret < 0)
+	if (ret < 0) {
 		mig_error_setg(errp, "cannot set up guest memory '%s': %s",
 			       b->name, strerror(-ret));
-	return ret;
+		return ret;
+	}
+	/* shared anonymous RAM is shmem: its huge pages follow shmem_enabled */
+	if (cfg->thp == RAM_THP_AUTO && !cfg->share && !cfg->prealloc)
+		b->touch = ram_touch_new(b->host, b->used_length,
+					 ram_touch_probe_sys());
+	return 0;
 }
 
 static int alloc_memfd(struct ram_block *b, const struct ram_block_config *cfg,
@@ -427,10 +434,22 @@ err_free:
 	return NULL;
 }
 
+void ram_block_prepare_write(struct ram_block *b, uint64_t offset,
+			     uint64_t len)
+{
+	ram_touch_prepare(b->touch, offset, len);
+}
+
+void ram_block_no_huge_pages(struct ram_block *b)
+{
+	ram_touch_disable(b->touch);
+}
+
 void ram_block_free(struct ram_block *b)
 {
 	if (!b)
 		return;
+	ram_touch_free(b->touch);
 	if (b->map_base)
 		munmap(b->map_base, b->map_len);
 	if (b->fd >= 0)

@@ -24,6 +24,15 @@ enum ram_backing {
 	RAM_BACKING_FILE,  /* memory-backend-file */
 };
 
+/* Transparent huge pages for anonymous RAM. OFF (the default): 4 KiB
+ * pages. ON: MADV_HUGEPAGE on the whole block, as QEMU. AUTO: regions a
+ * migration loader fills get a huge page while huge-page faults are cheap
+ * (guest/ram_touch.h). On VMs that hand free memory back to their host, a
+ * huge page's first touch costs ~8 ms per 2 MiB when the memory is cold
+ * and ~0.2 ms when it is warm; in this project's benchmarks cold memory
+ * dominates and OFF is fastest (docs/benchmarks.md). */
+enum ram_thp { RAM_THP_OFF, RAM_THP_ON, RAM_THP_AUTO };
+
 /* What a memory backend asks for (parsed from -m / -object). */
 struct ram_block_config {
 	const char *name; /* RAMBlock idstr: "ram" or the backend id */
@@ -34,10 +43,7 @@ struct ram_block_config {
 	bool prealloc;	      /* touch every page before the guest starts */
 	bool seal;	      /* MEMFD: seal against resizing (QEMU default) */
 	unsigned prealloc_threads; /* 0: one per online CPU, at most 16 */
-	bool thp; /* ANON: MADV_HUGEPAGE (x-thp=on). Off by default:
-		   * on VMs that return free memory to the host,
-		   * first touch of a huge page is ~6x slower than
-		   * of 4 KiB pages (docs/benchmarks.md) */
+	enum ram_thp thp; /* ANON only (x-thp=), see enum ram_thp */
 };
 
 struct ram_block {
@@ -56,6 +62,9 @@ struct ram_block {
 	/* Exact dirty log of this block, owned by guest/dirty.c: NULL until
 	 * dirty_log_init(), then immutable (its bits are atomics). */
 	struct dirty_block *dirty;
+	/* x-thp=auto on fresh private anonymous RAM, else NULL: loaders call
+	 * ram_block_prepare_write() before their first write. */
+	struct ram_touch *touch;
 };
 
 /* Allocates a block; RAM that is not backed by an existing file reads as
@@ -70,6 +79,13 @@ void ram_block_free(struct ram_block *b);
 /* Pre-faults every page of b (parallel threads). 0 or -errno with *errp. */
 int ram_block_prealloc(struct ram_block *b, unsigned threads,
 		       struct mig_error **errp);
+
+/* Before a loader writes [offset, offset+len) (inside the block): lets the
+ * first-touch policy pick the page size of fresh regions. Any thread. */
+void ram_block_prepare_write(struct ram_block *b, uint64_t offset,
+			     uint64_t len);
+/* No more huge pages for this block (postcopy places 4 KiB pages). */
+void ram_block_no_huge_pages(struct ram_block *b);
 
 static inline bool ram_block_is_shared(const struct ram_block *b)
 {

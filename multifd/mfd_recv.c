@@ -437,7 +437,8 @@ static int land_normal(struct mfd_recv_chan *c, struct channel *ch, int idx,
 		       struct mig_error **errp)
 {
 	struct ram_load *rl = c->r->rl;
-	uint8_t *host = ram_load_block(rl, idx)->host;
+	struct ram_block *b = ram_load_block(rl, idx);
+	uint8_t *host = b->host;
 	int n = 0, ret;
 
 	for (uint32_t i = 0; i < c->pkt.normal_pages; i++) {
@@ -454,6 +455,9 @@ static int land_normal(struct mfd_recv_chan *c, struct channel *ch, int idx,
 		c->iov[n].iov_len = RAM_TARGET_PAGE_SIZE;
 		n++;
 	}
+	for (int i = 0; i < n; i++)
+		ram_block_prepare_write(b, (uint8_t *)c->iov[i].iov_base - host,
+					c->iov[i].iov_len);
 	ret = chan_readv_all(ch, c->iov, n);
 	return ret ? read_error(ret, EOF_MSG, errp) : 0;
 }
@@ -479,6 +483,8 @@ static int land_compressed(struct mfd_recv_chan *c, struct channel *ch, int idx,
 	for (uint32_t i = 0; i < c->pkt.normal_pages; i++) {
 		pages[i] = host + c->pkt.offset[i];
 		ram_load_mark_page(rl, idx, c->pkt.offset[i]);
+		ram_block_prepare_write(ram_load_block(rl, idx),
+					c->pkt.offset[i], RAM_TARGET_PAGE_SIZE);
 	}
 	return mfd_decompressor_run(c->dec, len, pages, c->pkt.normal_pages,
 				    errp);

@@ -377,6 +377,7 @@ static int load_page(struct ram_load *rl, struct qfile *f, int idx,
 	int ret;
 
 	ram_load_mark_page(rl, idx, addr);
+	ram_block_prepare_write(rl->blocks[idx].b, addr, RAM_TARGET_PAGE_SIZE);
 	ret = qfile_get_buffer(f, rl->blocks[idx].b->host + addr,
 			       RAM_TARGET_PAGE_SIZE);
 	if (ret)
@@ -490,6 +491,8 @@ int ram_load_set_postcopy(struct ram_load *rl, struct uffd *u,
 void ram_load_populate_zero_pages(struct ram_load *rl)
 {
 	atomic_store(&rl->populate_zero, true);
+	for (int i = 0; i < rl->nblocks; i++)
+		ram_block_no_huge_pages(rl->blocks[i].b);
 }
 
 void ram_load_close_landing(struct ram_load *rl)

@@ -4,10 +4,12 @@
 Both sources map the same random RAM image (a file on /dev/shm, shared), so
 they send identical pages; both destinations use anonymous RAM (not
 prefaulted, as a real destination) unless --prefault. Pairs run in ABBA
-order; the script prints medians and min/max of GB/s, downtime and CPU
-seconds per GB of each process. Usage:
+order; the script prints medians and min/max of GB/s, downtime, CPU
+seconds per GB of each process and how much of the destination's RAM got
+transparent huge pages. Usage:
   perf/bench_qemu.py [--size 2G] [--pairs 4] [--channels 2]
                      [--transport tcp|unix] [--zero] [--prefault]
+                     [--kinds migd,migd-thp-off,qemu]
 """
 import argparse
 import os
@@ -50,8 +52,17 @@ def ram_args(size, path=None, prefault=False):
             "-machine", "memory-backend=ram0"]
 
 
+def anon_huge_mib(pid):
+    """AnonHugePages of a process, MiB (how much of its RAM got huge pages)."""
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
 def one_run(kind, args, image, tmp):
-    binary = MIGD if kind == "migd" else qemu_binary("10.0")
+    binary = qemu_binary("10.0") if kind == "qemu" else MIGD
     base = [binary, "-M", "none", "-m", str(args.size_bytes // (1 << 20)) + "M"]
     if kind == "qemu":
         base += ["-nodefaults", "-display", "none"]
@@ -61,7 +72,10 @@ def one_run(kind, args, image, tmp):
             os.unlink(s)
     src, qs = start(base + ram_args(args.size_bytes, image) + ["-S", "-qmp",
                     "unix:%s,server=on,wait=off" % ssock], ssock)
-    dst, qd = start(base + ram_args(args.size_bytes, prefault=args.prefault) +
+    dst_ram = ram_args(args.size_bytes, prefault=args.prefault)
+    if kind.startswith("migd-thp-"):  # migd-thp-off / -on: x-thp=
+        dst_ram[1] += ",x-thp=" + kind[len("migd-thp-"):]
+    dst, qd = start(base + dst_ram +
                     ["-S", "-incoming", "defer", "-qmp",
                      "unix:%s,server=on,wait=off" % dsock], dsock)
     try:
@@ -86,11 +100,13 @@ def one_run(kind, args, image, tmp):
         wait_for(lambda: qd.cmd("query-migrate").get("status") in ("completed", "failed"),
                  timeout=60, what="destination done")
         c1 = (cpu_seconds(src.pid), cpu_seconds(dst.pid))
+        huge = anon_huge_mib(dst.pid)
         if info["status"] != "completed":
             raise RuntimeError("%s: %s" % (kind, info))
         gb = args.size_bytes / 1e9
         return {"gbs": gb / (info["total-time"] / 1000.0), "downtime": info.get("downtime"),
-                "src_cpu": (c1[0] - c0[0]) / gb, "dst_cpu": (c1[1] - c0[1]) / gb}
+                "src_cpu": (c1[0] - c0[0]) / gb, "dst_cpu": (c1[1] - c0[1]) / gb,
+                "huge_mib": huge}
     finally:
         for p, q in ((src, qs), (dst, qd)):
             try:
@@ -117,6 +133,9 @@ def main():
     ap.add_argument("--transport", default="tcp", choices=("tcp", "unix"))
     ap.add_argument("--zero", action="store_true", help="zero RAM instead of random")
     ap.add_argument("--prefault", action="store_true", help="prealloc=on destinations")
+    ap.add_argument("--kinds", default="migd,qemu",
+                    help="comma list of migd, migd-thp-off, migd-thp-on, qemu; "
+                    "run in this order, then reversed (ABBA)")
     args = ap.parse_args()
     args.size_bytes = int(args.size[:-1]) * GiB if args.size.endswith("G") else int(args.size)
     tmp = tempfile.mkdtemp(prefix="bench-qemu-")
@@ -128,28 +147,38 @@ def main():
             chunk = 64 << 20
             for _ in range(args.size_bytes // chunk):
                 f.write(os.urandom(chunk))
-    results = {"migd": [], "qemu": []}
+    kinds = args.kinds.split(",")
+    results = {k: [] for k in kinds}
     try:
         for i in range(args.pairs):
-            order = ("migd", "qemu") if i % 2 == 0 else ("qemu", "migd")
-            for kind in order:
+            for kind in (kinds if i % 2 == 0 else kinds[::-1]):
                 r = one_run(kind, args, image, tmp)
                 results[kind].append(r)
-                print("run %d %s: %.2f GB/s downtime %s ms" % (i, kind, r["gbs"],
-                                                               r["downtime"]), flush=True)
+                print("run %d %s: %.2f GB/s downtime %s ms, dst huge pages %d MiB"
+                      % (i, kind, r["gbs"], r["downtime"], r["huge_mib"]), flush=True)
     finally:
         os.unlink(image)
-    print("\n| %s, %s RAM, %s, multifd %d, destination %s | GB/s | downtime ms | src CPU s/GB | dst CPU s/GB |"
+    print("\n| %s, %s RAM, %s, multifd %d, destination %s | GB/s | slowest/median "
+          "| downtime ms | src CPU s/GB | dst CPU s/GB | dst huge pages MiB |"
           % (args.size, "zero" if args.zero else "random", args.transport, args.channels,
              "prefaulted" if args.prefault else "anonymous"))
-    print("|---|---|---|---|---|")
-    for kind, name in (("migd", "migd → migd"), ("qemu", "QEMU 10.0 → QEMU 10.0")):
+    print("|---|---|---|---|---|---|---|")
+    names = {"migd": "migd → migd", "qemu": "QEMU 10.0 → QEMU 10.0",
+             "migd-thp-off": "migd → migd (x-thp=off)",
+             "migd-thp-on": "migd → migd (x-thp=on)"}
+    for kind in kinds:
         v = results[kind]
-        print("| %s | %s | %s | %s | %s |" % (name, fmt(v, "gbs"), fmt(v, "downtime", "%d"),
-                                              fmt(v, "src_cpu"), fmt(v, "dst_cpu")))
-    ratio = statistics.median(r["gbs"] for r in results["migd"]) / \
-        statistics.median(r["gbs"] for r in results["qemu"])
-    print("\nmigd / QEMU median throughput: %.2fx" % ratio)
+        med = statistics.median(r["gbs"] for r in v)
+        print("| %s | %s | %d%% | %s | %s | %s | %s |"
+              % (names.get(kind, kind), fmt(v, "gbs"), 100 * min(r["gbs"] for r in v) / med,
+                 fmt(v, "downtime", "%d"), fmt(v, "src_cpu"), fmt(v, "dst_cpu"),
+                 fmt(v, "huge_mib", "%d")))
+    if "qemu" in results:
+        for kind in kinds:
+            if kind != "qemu":
+                ratio = statistics.median(r["gbs"] for r in results[kind]) / \
+                    statistics.median(r["gbs"] for r in results["qemu"])
+                print("%s / QEMU median throughput: %.2fx" % (kind, ratio))
 
 
 if __name__ == "__main__":

@@ -87,7 +87,8 @@ def migd_ram_args(scen, role):
     if role == "src" or scen["dst_ram"] == "anon":
         return ["-m", "%dM" % (scen["mem"] // MiB)] \
             if scen["mem"] % MiB == 0 else ["-m", size]
-    opt = {"prealloc": "prealloc=on", "thp": "x-thp=on"}[scen["dst_ram"]]
+    opt = {"prealloc": "prealloc=on", "thp": "x-thp=on",
+           "thp-auto": "x-thp=auto"}[scen["dst_ram"]]
     return ["-object", "memory-backend-ram,id=ram,size=%s,%s" % (size, opt),
             "-machine", "memory-backend=ram"]
 

@@ -105,9 +105,9 @@ FIELDS = {
              "destination programs"),
     "src_cpus": (str, "", "taskset CPU list of the source"),
     "dst_cpus": (str, "", "taskset CPU list of the destination"),
-    "dst_ram": (_choice(("anon", "prealloc", "thp")), "anon",
-                "destination RAM: anonymous, prealloc=on, or x-thp=on "
-                "(migd)"),
+    "dst_ram": (_choice(("anon", "prealloc", "thp", "thp-auto")), "anon",
+                "destination RAM: anonymous, prealloc=on, x-thp=on or "
+                "x-thp=auto (migd)"),
     "warmup": (float, 1.0, "seconds the workload runs before migrate"),
     "post_sleep": (float, 0.0, "seconds sampled after completion"),
     "interval": (float, 0.05, "sampling period, s (0.05-0.1)"),

@@ -157,6 +157,9 @@ class BadOptions(unittest.TestCase):
         (["-object", "memory-backend-ram,id=m,size=1M,share=maybe"],
          "migd: -object memory-backend-ram,id=m,size=1M,share=maybe: "
          "Parameter 'share' expects 'on' or 'off'"),
+        (["-object", "memory-backend-ram,id=m,size=1M,x-thp=maybe"],
+         "migd: -object memory-backend-ram,id=m,size=1M,x-thp=maybe: "
+         "Parameter 'x-thp' expects 'on', 'off' or 'auto'"),
         (["-object", "memory-backend-ram,id=m,size=big"], "migd: -object "
          "memory-backend-ram,id=m,size=big: Parameter 'size' expects size"),
         (["-object", "memory-backend-ram,id=m"], "migd: -object "

@@ -54,6 +54,22 @@ def set_params(q, **params):
     q.cmd("migrate-set-parameters", {k.replace("_", "-"): v for k, v in params.items()})
 
 
+def thp_mode():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return "never"
+
+
+def anon_huge_kib(pid):
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1])
+    return 0
+
+
 class MigrationTest(MigdTestCase):
     mem = "256M"
 
@@ -121,6 +137,28 @@ class MigrationTest(MigdTestCase):
 
     def test_multifd_8_tcp_random(self):
         self.run_case("tcp", 8, "random")
+
+    # --- x-thp: the destination's page size never changes what lands ---
+
+    def thp_case(self, mode, channels, content):
+        ram = ["-object", "memory-backend-ram,id=ram,size=%s,x-thp=%s" % (self.mem, mode),
+               "-machine", "memory-backend=ram"]
+        self.run_case("tcp", channels, content, dst_args=ram)
+        return self._procs[-1].proc.pid  # the destination
+
+    def test_thp_auto_single_stream_and_multifd(self):
+        for channels, content in ((0, "random"), (2, "mixed"), (4, "random")):
+            with self.subTest(channels=channels, content=content):
+                pid = self.thp_case("auto", channels, content)
+                if thp_mode() in ("madvise", "always"):
+                    # the policy's first region is always a huge-page probe
+                    self.assertGreater(anon_huge_kib(pid), 0)
+
+    def test_thp_on_and_off(self):
+        self.thp_case("on", 2, "random")
+        pid = self.thp_case("off", 2, "random")
+        if thp_mode() == "madvise":
+            self.assertEqual(anon_huge_kib(pid), 0)
 
     def test_multifd_legacy_zero_detection(self):
         src, dst, qs, qd, uri = self.pair("tcp", channels=2)

@@ -198,6 +198,14 @@ class PostcopyTest(PostcopyBase):
         self.run_postcopy(caps=dict(multifd=True),
                           params=dict(multifd_channels=2))
 
+    def test_thp_auto_destination(self):
+        # ADVISE switches the destination's x-thp=auto policy off (uffd
+        # places 4 KiB pages); the RAM must arrive whole either way.
+        ram = ["-object", "memory-backend-ram,id=ram,size=%s,x-thp=auto" % self.mem,
+               "-machine", "memory-backend=ram"]
+        self.run_postcopy(caps=dict(multifd=True),
+                          params=dict(multifd_channels=2), args=ram)
+
     def test_pause_before_switchover(self):
         src, dst, qs, qd = self.pair(dict(pause_before_switchover=True))
         self.start(qs, qd)
