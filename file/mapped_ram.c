@@ -18,6 +18,9 @@
 
 _Static_assert(MAPPED_RAM_PAGE_SIZE == RAM_TARGET_PAGE_SIZE,
 	       "mapped-ram pages are target pages");
+_Static_assert(MAPPED_RAM_LOAD_CHUNK / MAPPED_RAM_PAGE_SIZE <= IOV_MAX,
+	       "a chunk is read with one preadv of one iovec per page at most");
+_Static_assert(MAPPED_RAM_GAP_PAGES > 0, "a scratch buffer holds a page");
 _Static_assert((MAPPED_RAM_FILE_ALIGN & (MAPPED_RAM_FILE_ALIGN - 1)) == 0,
 	       "alignment is a power of two");
 
@@ -325,6 +328,10 @@ int mapped_ram_bitmap_read(struct channel *ch,
 
 /* --- writing pages ---------------------------------------------------- */
 
+/* What gaps are written from: read-only, so shared by every worker. */
+static const uint8_t zero_page[MAPPED_RAM_PAGE_SIZE]
+	__attribute__((aligned(MAPPED_RAM_PAGE_SIZE)));
+
 static int check_page(const struct mapped_ram_block *blk, uint64_t offset,
 		      struct mig_error **errp)
 {
@@ -337,30 +344,68 @@ static int check_page(const struct mapped_ram_block *blk, uint64_t offset,
 	return -EINVAL;
 }
 
-/* Gathers the run of pages starting at pages[*i] (contiguous offsets) into
- * iov, at most IOV_MAX entries; advances *i. Returns the iovec count. */
-static int gather_run(const struct mapped_ram_block *blk,
-		      const struct mapped_ram_page *pages, size_t n, size_t *i,
-		      struct iovec *iov, struct mig_error **errp)
+/* Zero entries from pages[i] on whose offsets continue from next. */
+static size_t zero_stretch(const struct mapped_ram_page *pages, size_t n,
+			   size_t i, uint64_t next)
+{
+	size_t k = 0;
+
+	while (i + k < n && !pages[i + k].data &&
+	       pages[i + k].offset == next + k * MAPPED_RAM_PAGE_SIZE)
+		k++;
+	return k;
+}
+
+/* Whether the k zero entries at pages[i] join the run to a data entry
+ * right after them, with room for their iovecs and that entry's. */
+static bool gap_joins(const struct mapped_ram_page *pages, size_t n, size_t i,
+		      size_t k, uint64_t next, int cnt, unsigned max_gap)
+{
+	return k && k <= max_gap && i + k < n &&
+	       pages[i + k].offset == next + k * MAPPED_RAM_PAGE_SIZE &&
+	       (size_t)cnt + k < IOV_MAX;
+}
+
+/* Appends one page's buffer to iov[0..*cnt), merged into the last iovec
+ * when adjacent. False when a new iovec is needed and none is left. */
+static bool iov_append(struct iovec *iov, int *cnt, const void *data)
+{
+	struct iovec *last = *cnt ? &iov[*cnt - 1] : NULL;
+
+	if (last && (const uint8_t *)last->iov_base + last->iov_len == data) {
+		last->iov_len += MAPPED_RAM_PAGE_SIZE;
+		return true;
+	}
+	if (*cnt == IOV_MAX)
+		return false;
+	iov[*cnt].iov_base = (void *)data;
+	iov[(*cnt)++].iov_len = MAPPED_RAM_PAGE_SIZE;
+	return true;
+}
+
+/* Gathers the run starting at the data entry pages[*i] into iov, with
+ * the gaps it may fill; advances *i. Returns the iovec count. */
+static int gather_run(const struct mapped_ram_page *pages, size_t n, size_t *i,
+		      struct iovec *iov, unsigned max_gap)
 {
 	uint64_t next = pages[*i].offset;
 	int cnt = 0;
 
-	for (; *i < n && pages[*i].offset == next; (*i)++) {
-		const uint8_t *data = pages[*i].data;
-		struct iovec *last = cnt ? &iov[cnt - 1] : NULL;
+	while (*i < n && pages[*i].offset == next) {
+		if (!pages[*i].data) {
+			size_t k = zero_stretch(pages, n, *i, next);
 
-		if (check_page(blk, next, errp))
-			return -EINVAL;
-		if (last &&
-		    (const uint8_t *)last->iov_base + last->iov_len == data) {
-			last->iov_len += MAPPED_RAM_PAGE_SIZE;
-		} else {
-			if (cnt == IOV_MAX)
+			if (!gap_joins(pages, n, *i, k, next, cnt, max_gap))
 				break;
-			iov[cnt].iov_base = (void *)data;
-			iov[cnt++].iov_len = MAPPED_RAM_PAGE_SIZE;
+			for (size_t j = 0; j < k; j++)
+				iov_append(iov, &cnt, zero_page);
+			*i += k;
+			next += k * MAPPED_RAM_PAGE_SIZE;
+			continue;
 		}
+		if (!iov_append(iov, &cnt, pages[*i].data))
+			break;
+		(*i)++;
 		next += MAPPED_RAM_PAGE_SIZE;
 	}
 	return cnt;
@@ -369,17 +414,23 @@ static int gather_run(const struct mapped_ram_block *blk,
 int mapped_ram_write_pages(struct channel *ch,
 			   const struct mapped_ram_block *blk,
 			   const struct mapped_ram_page *pages, size_t n,
-			   struct mig_error **errp)
+			   unsigned max_gap, struct mig_error **errp)
 {
 	struct iovec iov[IOV_MAX]; /* 16 KiB: worker threads have 8 MiB */
 	size_t i = 0;
 
+	for (size_t j = 0; j < n; j++)
+		if (check_page(blk, pages[j].offset, errp))
+			return -EINVAL;
 	while (i < n) {
 		uint64_t start = pages[i].offset;
-		int cnt = gather_run(blk, pages, n, &i, iov, errp), ret;
+		int cnt, ret;
 
-		if (cnt < 0)
-			return cnt;
+		if (!pages[i].data) {
+			i++; /* zero pages start nothing */
+			continue;
+		}
+		cnt = gather_run(pages, n, &i, iov, max_gap);
 		ret = filechan_pwritev_all(ch, iov, cnt,
 					   blk->pages_offset + start);
 		if (ret) {
@@ -414,18 +465,34 @@ static uint64_t find_bit(const struct mapped_ram_bitmap *bm, uint64_t from,
 
 void mapped_ram_plan_init(struct mapped_ram_plan *p,
 			  const struct mapped_ram_block *blk,
-			  const struct mapped_ram_bitmap *bm)
+			  const struct mapped_ram_bitmap *bm, unsigned max_gap)
 {
 	p->blk = blk;
 	p->bm = bm;
 	p->page = 0;
 	p->run_end = 0;
+	p->max_gap = max_gap;
+}
+
+/* Extends the chunk [start, p->run_end) over the runs that follow within
+ * max_gap clear bits, as long as the next run starts inside the chunk's
+ * size limit (lim, a page number). */
+static void plan_join(struct mapped_ram_plan *p, uint64_t lim)
+{
+	while (p->max_gap && p->run_end < lim) {
+		uint64_t next = find_bit(p->bm, p->run_end, true);
+
+		if (next >= lim || next >= p->bm->npages ||
+		    next - p->run_end > p->max_gap)
+			return;
+		p->run_end = find_bit(p->bm, next + 1, false);
+	}
 }
 
 bool mapped_ram_plan_next(struct mapped_ram_plan *p, struct mapped_ram_chunk *c)
 {
 	const uint64_t max = MAPPED_RAM_LOAD_CHUNK / MAPPED_RAM_PAGE_SIZE;
-	uint64_t n;
+	uint64_t lim, end;
 
 	if (p->bm->npages != p->blk->npages)
 		return false;
@@ -435,32 +502,86 @@ bool mapped_ram_plan_next(struct mapped_ram_plan *p, struct mapped_ram_chunk *c)
 			return false;
 		p->run_end = find_bit(p->bm, p->page + 1, false);
 	}
-	n = p->run_end - p->page < max ? p->run_end - p->page : max;
+	lim = p->page + max;
+	plan_join(p, lim);
+	/* cut at lim: [end, run_end) are all set, the next chunk's start */
+	end = p->run_end < lim ? p->run_end : lim;
 	c->block_offset = p->page * MAPPED_RAM_PAGE_SIZE;
 	c->file_offset = p->blk->pages_offset + c->block_offset;
-	c->len = n * MAPPED_RAM_PAGE_SIZE;
-	p->page += n;
+	c->len = (end - p->page) * MAPPED_RAM_PAGE_SIZE;
+	p->page = end;
 	return true;
 }
 
-int mapped_ram_read_chunk(struct channel *ch,
-			  const struct mapped_ram_block *blk, uint8_t *host,
-			  const struct mapped_ram_chunk *c,
-			  struct mig_error **errp)
+static int check_chunk(const struct mapped_ram_block *blk,
+		       const struct mapped_ram_bitmap *bm,
+		       const struct mapped_ram_chunk *c,
+		       struct mig_error **errp)
 {
-	struct mig_error *cause = NULL;
-	struct iovec iov;
-	int ret;
-
 	if (c->block_offset > blk->length ||
-	    c->len > blk->length - c->block_offset) {
+	    c->len > blk->length - c->block_offset ||
+	    bm->npages != blk->npages) {
 		mig_error_setg(errp, "page outside of ramblock %s range",
 			       blk->name);
 		return -EINVAL;
 	}
-	iov.iov_base = host + c->block_offset;
-	iov.iov_len = c->len;
-	ret = filechan_preadv_all(ch, &iov, 1, c->file_offset);
+	if (c->len > MAPPED_RAM_LOAD_CHUNK ||
+	    (c->block_offset | c->len) % MAPPED_RAM_PAGE_SIZE) {
+		mig_error_setg(errp,
+			       "Ramblock %s: bad chunk of 0x%" PRIx64
+			       " bytes at 0x%" PRIx64,
+			       blk->name, c->len, c->block_offset);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The iovecs of chunk c: present pages into host, absent ones into
+ * scratch. Returns the count, or -EINVAL for an absent page and no
+ * scratch. At most one iovec per page: <= MAPPED_RAM_LOAD_CHUNK pages. */
+static int chunk_iov(const struct mapped_ram_bitmap *bm, uint8_t *host,
+		     const struct mapped_ram_chunk *c, uint8_t *scratch,
+		     struct iovec *iov)
+{
+	uint64_t page = c->block_offset / MAPPED_RAM_PAGE_SIZE;
+	uint64_t end = page + c->len / MAPPED_RAM_PAGE_SIZE, gap = 0;
+	int cnt = 0;
+
+	for (; page < end; page++) {
+		uint8_t *to = host + page * MAPPED_RAM_PAGE_SIZE;
+
+		if (!mapped_ram_bitmap_test(bm, page)) {
+			if (!scratch)
+				return -EINVAL;
+			to = scratch + gap++ % MAPPED_RAM_GAP_PAGES *
+					       MAPPED_RAM_PAGE_SIZE;
+		} else {
+			gap = 0;
+		}
+		iov_append(iov, &cnt, to);
+	}
+	return cnt;
+}
+
+int mapped_ram_read_chunk(struct channel *ch,
+			  const struct mapped_ram_block *blk,
+			  const struct mapped_ram_bitmap *bm, uint8_t *host,
+			  const struct mapped_ram_chunk *c, uint8_t *scratch,
+			  struct mig_error **errp)
+{
+	struct iovec iov[MAPPED_RAM_LOAD_CHUNK / MAPPED_RAM_PAGE_SIZE];
+	struct mig_error *cause = NULL;
+	int cnt, ret = check_chunk(blk, bm, c, errp);
+
+	if (ret)
+		return ret;
+	cnt = chunk_iov(bm, host, c, scratch, iov);
+	if (cnt < 0) {
+		mig_error_setg(errp, "Ramblock %s: no scratch buffer for a gap",
+			       blk->name);
+		return cnt;
+	}
+	ret = filechan_preadv_all(ch, iov, cnt, c->file_offset);
 	if (!ret)
 		return 0;
 	filechan_set_io_error(&cause, ret, false);

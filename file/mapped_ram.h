@@ -3,7 +3,8 @@
  * bitmap of present pages, the 1 MiB-aligned pages region where the page
  * at block offset X lives at pages_offset + X, and the two data paths over
  * it: batches of pages written with pwritev at their fixed offsets, and a
- * restore plan of <= 1 MiB runs of present pages read straight into RAM.
+ * restore plan of <= 1 MiB chunks of present pages read straight into RAM
+ * (short gaps of zero pages joined into the same I/O, never into RAM).
  * Does not own the main stream (MEM_SIZE, EOS) or threads. Pure functions
  * and per-object state: any thread, one thread per object, except the
  * bitmap's set/clear/test, which are atomic (multifd workers share it). */
@@ -115,29 +116,47 @@ int mapped_ram_bitmap_read(struct channel *ch,
 
 /* --- writing pages --------------------------------------------------- */
 
+/* Longest run of zero pages written as zeros to join two runs of written
+ * pages into one I/O (a write on the source, a read on the destination):
+ * up to 64 KiB of zeros per I/O saved. Fragmented RAM (zero pages in runs
+ * of one or two) otherwise costs one small I/O per ~8 KiB, which bounds
+ * direct-io on a disk by its IOPS. Overridable for measurements. */
+#ifndef MAPPED_RAM_GAP_PAGES
+#define MAPPED_RAM_GAP_PAGES 16u
+#endif
+
 /* One page of a batch: its offset in the block and its bytes (page size;
- * guest RAM or a copy). */
+ * guest RAM or a copy), or data == NULL: a zero page of the batch (its
+ * bit clear), not written for itself. */
 struct mapped_ram_page {
 	uint64_t offset;
 	const void *data;
 };
 
-/* Writes n pages of blk: each run of consecutive entries with contiguous
- * block offsets becomes one pwritev at pages_offset + offset (adjacent
- * buffers merged into one iovec, at most IOV_MAX iovecs per call). Pages
- * must be page-aligned and inside the block (checked: -EINVAL). Does not
- * touch the bitmap. 0 or -errno with *errp. The caller owns ch (one
- * worker per channel). */
+/* Writes the pages of a batch of n entries of blk: each run of
+ * consecutive entries with contiguous block offsets and data becomes one
+ * pwritev at pages_offset + offset (adjacent buffers merged into one
+ * iovec, at most IOV_MAX iovecs per call). With max_gap > 0, a stretch of
+ * at most max_gap zero entries between two such runs, contiguous with
+ * both, is written as zeros (a shared read-only page-aligned zero page)
+ * so that the runs go out in one call: only slots of pages the batch
+ * itself owns are ever written (another writer may own every other slot
+ * concurrently). Zero entries never start or end a call. Every entry must
+ * be page-aligned and inside the block (checked first: -EINVAL, nothing
+ * written). Buffers, offsets and lengths stay page multiples (direct-io).
+ * Does not touch the bitmap. 0 or -errno with *errp. The caller owns ch
+ * (one worker per channel). */
 int mapped_ram_write_pages(struct channel *ch,
 			   const struct mapped_ram_block *blk,
 			   const struct mapped_ram_page *pages, size_t n,
-			   struct mig_error **errp);
+			   unsigned max_gap, struct mig_error **errp);
 
 /* --- restoring ------------------------------------------------------- */
 
-/* A piece of a run of present pages: read len bytes at file_offset into
- * the block's RAM at block_offset. len <= MAPPED_RAM_LOAD_CHUNK, a whole
- * number of pages. */
+/* A span of the pages region: len bytes at file_offset that hold the
+ * block's bytes at block_offset. len <= MAPPED_RAM_LOAD_CHUNK, a whole
+ * number of pages; the first and last pages are present (bit set), pages
+ * between may be absent (see mapped_ram_plan_init's max_gap). */
 struct mapped_ram_chunk {
 	uint64_t block_offset;
 	uint64_t file_offset;
@@ -151,21 +170,35 @@ struct mapped_ram_plan {
 	const struct mapped_ram_bitmap *bm;
 	uint64_t page;	  /* next page to hand out */
 	uint64_t run_end; /* end of the current run of set bits */
+	uint64_t max_gap; /* longest stretch of clear bits inside a chunk */
 };
 
+/* max_gap 0: every chunk is one run (or part of one) of present pages;
+ * else runs separated by at most max_gap absent pages share a chunk. */
 void mapped_ram_plan_init(struct mapped_ram_plan *p,
 			  const struct mapped_ram_block *blk,
-			  const struct mapped_ram_bitmap *bm);
+			  const struct mapped_ram_bitmap *bm, unsigned max_gap);
 /* The next chunk, false when every present page was handed out. */
 bool mapped_ram_plan_next(struct mapped_ram_plan *p,
 			  struct mapped_ram_chunk *c);
 
-/* Reads chunk c of blk into host (the block's RAM, blk->length bytes)
- * with preadv. 0 or -errno with *errp in QEMU's words: "(NAME) failed to
- * read page <hex>from file offset <hex>: Unable to read from file: ...". */
+/* Bytes of a scratch buffer for mapped_ram_read_chunk(): absent pages of
+ * one gap land in it side by side (longer gaps wrap around). */
+#define MAPPED_RAM_SCRATCH_SIZE (MAPPED_RAM_GAP_PAGES * MAPPED_RAM_PAGE_SIZE)
+
+/* Reads chunk c of blk with one preadv (the bitmap bm decides, page by
+ * page): present pages into host (the block's RAM, blk->length bytes),
+ * absent ones into scratch (page-aligned, MAPPED_RAM_SCRATCH_SIZE bytes,
+ * owned by the caller, its content discarded): a clear bit means zero
+ * whatever the file holds there, so those pages never reach RAM. scratch
+ * may be NULL when c holds no absent page. 0 or -errno with *errp in
+ * QEMU's words: "(NAME) failed to read page <hex>from file offset <hex>:
+ * Unable to read from file: ...", or -EINVAL for a chunk outside the
+ * block, over MAPPED_RAM_LOAD_CHUNK or unaligned. */
 int mapped_ram_read_chunk(struct channel *ch,
-			  const struct mapped_ram_block *blk, uint8_t *host,
-			  const struct mapped_ram_chunk *c,
+			  const struct mapped_ram_block *blk,
+			  const struct mapped_ram_bitmap *bm, uint8_t *host,
+			  const struct mapped_ram_chunk *c, uint8_t *scratch,
 			  struct mig_error **errp);
 
 #endif

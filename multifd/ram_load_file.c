@@ -2,10 +2,13 @@
  * The incoming thread walks each block's restore plan and hands chunks to
  * idle workers by pointer swap; it waits for all of them before the main
  * stream moves on, so a block is complete (or the load failed) when the
- * next record is read. The incoming thread, except the workers' job. */
+ * next record is read. With direct-io, a chunk may span short gaps of
+ * absent pages, read into the item's scratch buffer, never into RAM.
+ * The incoming thread, except the workers' job. */
 #include "multifd/ram_load_file.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,8 +28,14 @@ struct rlf_chunk {
 	struct mapped_ram_chunk c[RLF_RUNS];
 	unsigned n;
 	const struct mapped_ram_block *blk;
+	const struct mapped_ram_bitmap *bm;
+	struct ram_block *b;
 	uint8_t *host;
 	_Atomic uint64_t *progress;
+	/* Where the absent pages inside a chunk are read to, discarded: one
+	 * per item, and an item belongs to one worker at a time. Aligned by
+	 * scratch_of() (calloc'd items are not page-aligned). */
+	uint8_t scratch_raw[MAPPED_RAM_SCRATCH_SIZE + MAPPED_RAM_PAGE_SIZE];
 };
 
 struct ram_load_file {
@@ -35,7 +44,16 @@ struct ram_load_file {
 	struct rlf_chunk *item; /* being filled (swapped with the pool's) */
 	_Atomic uint64_t *progress;
 	bool zero_absent; /* also for blocks that are not file-backed */
+	unsigned max_gap; /* absent pages a chunk may span (the plan's) */
 };
+
+static uint8_t *scratch_of(struct rlf_chunk *it)
+{
+	uintptr_t p = (uintptr_t)it->scratch_raw;
+
+	return (uint8_t *)((p + MAPPED_RAM_PAGE_SIZE - 1) &
+			   ~(uintptr_t)(MAPPED_RAM_PAGE_SIZE - 1));
+}
 
 static int read_chunk(struct channel *ch, void *item, struct mig_error **errp)
 {
@@ -44,8 +62,11 @@ static int read_chunk(struct channel *ch, void *item, struct mig_error **errp)
 	int ret = 0;
 
 	for (unsigned i = 0; i < it->n && !ret; i++) {
-		ret = mapped_ram_read_chunk(ch, it->blk, it->host, &it->c[i],
-					    errp);
+		/* the first-touch policy clamps what lies outside the block */
+		ram_block_prepare_write(it->b, it->c[i].block_offset,
+					it->c[i].len);
+		ret = mapped_ram_read_chunk(ch, it->blk, it->bm, it->host,
+					    &it->c[i], scratch_of(it), errp);
 		if (!ret)
 			done += it->c[i].len;
 	}
@@ -53,6 +74,15 @@ static int read_chunk(struct channel *ch, void *item, struct mig_error **errp)
 		atomic_fetch_add_explicit(it->progress, done,
 					  memory_order_relaxed);
 	return ret;
+}
+
+/* The readers' channels are all opened alike (direct-io or not). */
+static unsigned load_max_gap(struct channel *main, struct channel **chans,
+			     unsigned nchans)
+{
+	struct channel *r = nchans ? chans[0] : main;
+
+	return filechan_is_direct(r) ? MAPPED_RAM_GAP_PAGES : 0;
 }
 
 struct ram_load_file *ram_load_file_new(struct channel *main,
@@ -69,6 +99,7 @@ struct ram_load_file *ram_load_file_new(struct channel *main,
 	}
 	rlf->main = main;
 	rlf->progress = progress;
+	rlf->max_gap = load_max_gap(main, chans, nchans);
 	rlf->pool = mfd_file_start(chans, nchans, main, sizeof(*rlf->item),
 				   read_chunk, errp);
 	if (!rlf->pool) {
@@ -137,7 +168,7 @@ static int load_pages(struct ram_load_file *rlf, struct ram_block *b,
 	int ret = 0, sync_ret;
 	bool more;
 
-	mapped_ram_plan_init(&plan, blk, bm);
+	mapped_ram_plan_init(&plan, blk, bm, rlf->max_gap);
 	more = mapped_ram_plan_next(&plan, &c);
 	while (!ret && more) {
 		struct rlf_chunk *it = rlf->item;
@@ -145,6 +176,8 @@ static int load_pages(struct ram_load_file *rlf, struct ram_block *b,
 
 		it->n = 0;
 		it->blk = blk;
+		it->bm = bm;
+		it->b = b;
 		it->host = b->host;
 		it->progress = rlf->progress;
 		/* up to RLF_RUNS runs, about one plan chunk of data */

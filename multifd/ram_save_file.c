@@ -1,7 +1,9 @@
 /* ram_save_file.c — mapped-ram on the source (see ram_save_file.h). The
  * batch being filled holds page offsets of one block; a worker detects
  * zero pages, marks the bitmap (set: written, clear: zero) and writes the
- * rest with positioned vectored writes straight from guest RAM. A page is
+ * rest with positioned vectored writes straight from guest RAM (with
+ * direct-io, short runs of the batch's own zero pages are written as
+ * zeros to join runs into one write; their bits stay clear). A page is
  * in at most one batch at a time (a round's pages are distinct and rounds
  * are separated by a sync), so a re-dirtied page simply overwrites its
  * slot. The migration thread, except what runs in the workers. */
@@ -42,6 +44,10 @@ struct ram_save_file {
 	struct mfd_file *pool;
 	struct rsf_batch *batch; /* being filled (swapped with the pool's) */
 	bool zero_detect;
+	/* Zero pages written between runs (mapped_ram_write_pages): only
+	 * with direct-io, where a write costs far more than its bytes; a
+	 * buffered file stays sparse. Set before the workers start. */
+	unsigned max_gap;
 	struct mig_counters *ctr;
 	struct rsf_block *blocks;
 	size_t nblocks;
@@ -59,29 +65,33 @@ static int write_batch(struct channel *ch, void *item, struct mig_error **errp)
 	struct rsf_batch *bt = item;
 	struct rsf_block *blk = bt->blk;
 	struct mapped_ram_page pages[RSF_BATCH_PAGES];
-	size_t np = 0, nzero = 0;
+	size_t nzero = 0;
 	int ret;
 
 	for (uint32_t i = 0; i < bt->n; i++) {
 		uint64_t off = bt->offset[i], page = off / MAPPED_RAM_PAGE_SIZE;
 		const uint8_t *p = blk->b->host + off;
 
+		pages[i].offset = off;
+		pages[i].data = p;
 		if (bt->rsf->zero_detect &&
 		    (batch_known_zero(bt, i) || mfd_page_is_zero(p))) {
+			/* this batch's own: a gap it may fill with zeros */
 			mapped_ram_bitmap_clear(&blk->bm, page);
+			pages[i].data = NULL;
 			nzero++;
 			continue;
 		}
 		mapped_ram_bitmap_set(&blk->bm, page);
-		pages[np].offset = off;
-		pages[np++].data = p;
 	}
-	ret = mapped_ram_write_pages(ch, &blk->mr, pages, np, errp);
+	ret = mapped_ram_write_pages(ch, &blk->mr, pages, bt->n,
+				     bt->rsf->max_gap, errp);
 	if (ret)
 		return ret;
-	mig_count(&bt->rsf->ctr->normal_pages, np);
+	mig_count(&bt->rsf->ctr->normal_pages, bt->n - nzero);
 	mig_count(&bt->rsf->ctr->zero_pages, nzero);
-	mig_count(&bt->rsf->ctr->multifd_bytes, np * MAPPED_RAM_PAGE_SIZE);
+	mig_count(&bt->rsf->ctr->multifd_bytes,
+		  (bt->n - nzero) * MAPPED_RAM_PAGE_SIZE);
 	return 0;
 }
 
@@ -109,6 +119,15 @@ static int blocks_init(struct ram_save_file *rsf, struct guest *g)
 	return 0;
 }
 
+/* The writers' channels are all opened alike (direct-io or not). */
+static unsigned save_max_gap(struct channel *main, struct channel **chans,
+			     unsigned nchans)
+{
+	struct channel *w = nchans ? chans[0] : main;
+
+	return filechan_is_direct(w) ? MAPPED_RAM_GAP_PAGES : 0;
+}
+
 struct ram_save_file *ram_save_file_new(struct guest *g, struct channel *main,
 					struct channel **chans, unsigned nchans,
 					bool zero_detect,
@@ -125,6 +144,7 @@ struct ram_save_file *ram_save_file_new(struct guest *g, struct channel *main,
 	}
 	rsf->main = main;
 	rsf->zero_detect = zero_detect;
+	rsf->max_gap = save_max_gap(main, chans, nchans);
 	rsf->ctr = ctr;
 	rsf->pool = mfd_file_start(chans, nchans, main, sizeof(*rsf->batch),
 				   write_batch, errp);

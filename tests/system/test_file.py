@@ -101,8 +101,8 @@ class FileTest(MigdTestCase):
         self.assertEqual(qs.cmd("query-status")["status"], "postmigrate")
         return src, qs, digest(qs)
 
-    def restore(self, uri, expect=None, **cfg):
-        dst = self.migd(["-m", self.mem, "-incoming", "defer"])
+    def restore(self, uri, expect=None, dst_args=(), **cfg):
+        dst = self.migd(["-m", self.mem, "-incoming", "defer"] + list(dst_args))
         qd = dst.qmp()
         self.configure(qd, **cfg)
         qd.cmd("migrate-incoming", uri=uri)
@@ -132,6 +132,20 @@ class FileTest(MigdTestCase):
         return st
 
     # ---- sequential ---------------------------------------------------------
+
+    def test_restore_into_thp_auto_ram(self):
+        # the first-touch policy picks page sizes; the RAM must not change
+        ram = ["-object", "memory-backend-ram,id=ram,size=%s,x-thp=auto" % self.mem,
+               "-machine", "memory-backend=ram"]
+        for content, cfg in (("random", dict(mapped_ram=True, channels=2)),
+                             ("mixed", dict(mapped_ram=True, channels=4)),
+                             ("mixed", {})):
+            with self.subTest(content=content, **cfg):
+                path = self.path()
+                _, _, want = self.save("file:" + path, content, **cfg)
+                _, qd = self.restore("file:" + path, dst_args=ram, **cfg)
+                self.assertEqual(digest(qd), want)
+                os.unlink(path)
 
     def test_sequential_random(self):
         self.round_trip("random")

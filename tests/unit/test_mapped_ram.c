@@ -213,7 +213,7 @@ static void test_write_runs(void **state)
 		ram[i] = (uint8_t)(i / PS * 7 + i);
 	small_block(&blk);
 	rec_init(&r, 16 * MiB);
-	assert_int_equal(mapped_ram_write_pages(&r.ch, &blk, pages, 6, NULL),
+	assert_int_equal(mapped_ram_write_pages(&r.ch, &blk, pages, 6, 0, NULL),
 			 0);
 	assert_int_equal(r.ncalls, 3);
 	assert_int_equal(r.calls[0].offset, MiB);
@@ -248,7 +248,7 @@ static void test_write_iov_max(void **state)
 		memset(copies + (n - 1 - i) * PS, (int)(i & 0xff), PS);
 	}
 	rec_init(&r, 16 * MiB);
-	assert_int_equal(mapped_ram_write_pages(&r.ch, &blk, pages, n, NULL),
+	assert_int_equal(mapped_ram_write_pages(&r.ch, &blk, pages, n, 0, NULL),
 			 0);
 	assert_int_equal(r.ncalls, 2);
 	assert_int_equal(r.calls[0].iovcnt, IOV_MAX);
@@ -273,10 +273,10 @@ static void test_write_rejects_bad_pages(void **state)
 
 	small_block(&blk);
 	rec_init(&r, 16 * MiB);
-	assert_int_equal(mapped_ram_write_pages(&r.ch, &blk, bad, 1, &err),
+	assert_int_equal(mapped_ram_write_pages(&r.ch, &blk, bad, 1, 0, &err),
 			 -EINVAL);
 	expect_error(&err, "offset 0x64 outside of ramblock ram range");
-	assert_int_equal(mapped_ram_write_pages(&r.ch, &blk, past, 2, &err),
+	assert_int_equal(mapped_ram_write_pages(&r.ch, &blk, past, 2, 0, &err),
 			 -EINVAL);
 	expect_error(&err, "offset 0x800000 outside of ramblock ram range");
 	assert_int_equal(r.ncalls, 0); /* nothing half-written */
@@ -305,7 +305,7 @@ static void test_plan_sparse(void **state)
 
 	small_block(&blk);
 	assert_int_equal(mapped_ram_bitmap_init(&bm, blk.npages), 0);
-	mapped_ram_plan_init(&p, &blk, &bm);
+	mapped_ram_plan_init(&p, &blk, &bm, 0);
 	assert_false(mapped_ram_plan_next(&p, &c)); /* all zero: nothing */
 
 	mapped_ram_bitmap_set(&bm, 0);
@@ -316,7 +316,7 @@ static void test_plan_sparse(void **state)
 	for (uint64_t i = 1000; i < 1600; i++) /* 600 pages > 1 MiB */
 		mapped_ram_bitmap_set(&bm, i);
 	mapped_ram_bitmap_set(&bm, 2047); /* the last page */
-	mapped_ram_plan_init(&p, &blk, &bm);
+	mapped_ram_plan_init(&p, &blk, &bm, 0);
 	expect_chunk(&p, 0, 1);
 	expect_chunk(&p, 2, 4);
 	expect_chunk(&p, 63, 3);
@@ -343,7 +343,7 @@ static void test_plan_full_odd_size(void **state)
 	assert_int_equal(mapped_ram_bitmap_init(&bm, 300), 0);
 	memset(bm.words, 0xff, bm.nwords * sizeof(unsigned long));
 	bm.words[bm.nwords - 1] &= (1ul << (300 % 64)) - 1;
-	mapped_ram_plan_init(&p, &blk, &bm);
+	mapped_ram_plan_init(&p, &blk, &bm, 0);
 	while (mapped_ram_plan_next(&p, &c)) {
 		assert_true(c.len <= MAPPED_RAM_LOAD_CHUNK);
 		assert_int_equal(c.block_offset, total);
@@ -408,7 +408,8 @@ static void save_file(const char *path, uint8_t *ram,
 		pages[n++] = (struct mapped_ram_page){i * PS, ram + i * PS};
 		mapped_ram_bitmap_set(&bm, i);
 	}
-	assert_int_equal(mapped_ram_write_pages(mfd, blk, pages, n, NULL), 0);
+	assert_int_equal(mapped_ram_write_pages(mfd, blk, pages, n, 0, NULL),
+			 0);
 	assert_int_equal(mapped_ram_bitmap_write(main_ch, blk, &bm, NULL), 0);
 	assert_int_equal(chan_write_all(main_ch, "\x00TAIL", 5), 0);
 	mapped_ram_bitmap_destroy(&bm);
@@ -445,9 +446,10 @@ static int restore_file(const char *path, uint8_t *ram, struct mig_error **errp)
 		ret = mapped_ram_bitmap_read(main_ch, &blk, &bm, errp);
 	if (ret)
 		goto out;
-	mapped_ram_plan_init(&p, &blk, &bm);
+	mapped_ram_plan_init(&p, &blk, &bm, 0);
 	while (!ret && mapped_ram_plan_next(&p, &c))
-		ret = mapped_ram_read_chunk(mfd, &blk, ram, &c, errp);
+		ret = mapped_ram_read_chunk(mfd, &blk, &bm, ram, &c, NULL,
+					    errp);
 	mapped_ram_bitmap_destroy(&bm);
 	if (!ret)
 		ret = filechan_seek(main_ch, blk.end, errp);
@@ -643,15 +645,20 @@ static void test_truncated_during_restore(void **state)
 			   "(0x100064 bytes)");
 	ch = filechan_open(path, FILECHAN_DEST, 0, NULL);
 	c.file_offset = blk.pages_offset;
-	assert_int_equal(mapped_ram_read_chunk(ch, &blk, ram, &c, &err),
-			 -EPROTO);
+	assert_int_equal(mapped_ram_bitmap_init(&bm, blk.npages), 0);
+	mapped_ram_bitmap_set(&bm, 0);
+	assert_int_equal(
+		mapped_ram_read_chunk(ch, &blk, &bm, ram, &c, NULL, &err),
+		-EPROTO);
 	expect_error(&err, "(ram) failed to read page 0from file offset "
 			   "100000: Unable to read from file: unexpected end "
 			   "of file");
 	c.block_offset = blk.length; /* a chunk outside the block */
-	assert_int_equal(mapped_ram_read_chunk(ch, &blk, ram, &c, &err),
-			 -EINVAL);
+	assert_int_equal(
+		mapped_ram_read_chunk(ch, &blk, &bm, ram, &c, NULL, &err),
+		-EINVAL);
 	expect_error(&err, "page outside of ramblock ram range");
+	mapped_ram_bitmap_destroy(&bm);
 	/* cut inside the bitmap */
 	assert_int_equal(truncate(path, (off_t)blk.bitmap_offset + 3), 0);
 	assert_int_equal(mapped_ram_bitmap_read(ch, &blk, &bm, &err), -EPROTO);
@@ -685,7 +692,7 @@ static void test_bitmap_read_drops_tail(void **state)
 	ch = filechan_open(path, FILECHAN_DEST, 0, NULL);
 	assert_int_equal(mapped_ram_bitmap_read(ch, &blk, &bm, NULL), 0);
 	assert_int_equal(mapped_ram_bitmap_count(&bm), 70);
-	mapped_ram_plan_init(&p, &blk, &bm);
+	mapped_ram_plan_init(&p, &blk, &bm, 0);
 	assert_true(mapped_ram_plan_next(&p, &c));
 	assert_int_equal(c.len, 70 * PS);
 	assert_false(mapped_ram_plan_next(&p, &c));
