@@ -217,7 +217,7 @@ static int check_object_id(const struct cmdline *cl, const char *id,
 
 /* Reads the properties of one backend type; unknown ones are refused the
  * way QOM refuses them. */
-/* x-thp=on|off|auto (default off, guest/ram.h). */
+/* x-thp=on|off|auto (default auto, guest/ram.h). */
 static bool get_thp(struct opts *o, enum ram_thp *out, struct mig_error **errp)
 {
 	const char *s = opts_get(o, "x-thp");

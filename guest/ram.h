@@ -24,14 +24,13 @@ enum ram_backing {
 	RAM_BACKING_FILE,  /* memory-backend-file */
 };
 
-/* Transparent huge pages for anonymous RAM. OFF (the default): 4 KiB
- * pages. ON: MADV_HUGEPAGE on the whole block, as QEMU. AUTO: regions a
- * migration loader fills get a huge page while huge-page faults are cheap
- * (guest/ram_touch.h). On VMs that hand free memory back to their host, a
- * huge page's first touch costs ~8 ms per 2 MiB when the memory is cold
- * and ~0.2 ms when it is warm; in this project's benchmarks cold memory
- * dominates and OFF is fastest (docs/benchmarks.md). */
-enum ram_thp { RAM_THP_OFF, RAM_THP_ON, RAM_THP_AUTO };
+/* Transparent huge pages for anonymous RAM. AUTO (the default): regions a
+ * migration loader fills get a huge page while huge-page faults are cheap,
+ * 4 KiB pages while they are not (guest/ram_touch.h). ON: MADV_HUGEPAGE on
+ * the whole block, as QEMU. OFF: 4 KiB pages. On VMs that hand free memory
+ * back to their host, a huge page's first touch costs ~8 ms per 2 MiB when
+ * the memory is cold and ~0.2 ms when it is warm (docs/benchmarks.md). */
+enum ram_thp { RAM_THP_AUTO, RAM_THP_OFF, RAM_THP_ON };
 
 /* What a memory backend asks for (parsed from -m / -object). */
 struct ram_block_config {

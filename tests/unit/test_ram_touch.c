@@ -280,16 +280,16 @@ static void test_real_populate_keeps_content(void **state)
 	munmap(raw, len + HP);
 }
 
-/* x-thp=auto applies to private anonymous RAM only; off is the default. */
+/* x-thp=auto, the default, applies to private anonymous RAM only. */
 static void test_block_wiring(void **state)
 {
 	struct ram_block_config cfg = {.name = "ram", .size = 16ull << 20,
-				       .backing = RAM_BACKING_ANON,
-				       .thp = RAM_THP_AUTO};
+				       .backing = RAM_BACKING_ANON};
 	struct ram_block *b;
 	bool thp = ram_touch_probe_sys().hpage_size != 0;
 
 	(void)state;
+	assert_int_equal(RAM_THP_AUTO, 0); /* the zero-initialised default */
 	b = ram_block_new(&cfg, NULL);
 	assert_non_null(b);
 	assert_int_equal(b->touch != NULL, thp);
@@ -302,7 +302,6 @@ static void test_block_wiring(void **state)
 	ram_block_free(b);
 	cfg.share = false;
 	cfg.thp = RAM_THP_OFF;
-	assert_int_equal(RAM_THP_OFF, 0); /* the zero-initialised default */
 	b = ram_block_new(&cfg, NULL);
 	assert_null(b->touch);
 	ram_block_prepare_write(b, 0, 4096); /* no policy: fine */
