@@ -42,7 +42,7 @@ unsigned throttle_next_pct(const struct throttle_params *p, unsigned now,
 #define THROTTLE_RING_PAGES 4096u
 #define THROTTLE_RING_MIB 16u
 #define THROTTLE_TOLERANCE_MB 25 /* |rate - quota| this close: done */
-#define THROTTLE_LINEAR_PCT 50	 /* error above this: proportional step */
+#define THROTTLE_LINEAR_PCT 50	 /* error above this: whole step, else half */
 
 struct throttle_ring {
 	_Atomic uint64_t pages;	     /* entries ever pushed (vCPU writes) */
@@ -63,10 +63,12 @@ uint64_t throttle_ring_push(struct throttle_ring *r, uint64_t pages,
 
 /* Time (us) to fill a ring at rate_mb MiB/s; 0 for rate 0. */
 uint64_t throttle_ring_full_us(uint64_t rate_mb);
-/* QEMU's dirtylimit step: the new penalty per full ring for a vCPU at
- * current_mb under quota_mb, where ring_full_us is the ring fill time at
- * the highest rate seen. Unchanged within the tolerance; 0 if it does
- * not write; at most 99 ring fill times. */
+/* The dirtylimit step: the new penalty per full ring for a vCPU at
+ * current_mb under quota_mb. Unchanged within the tolerance; 0 if it does
+ * not write; otherwise moved by the difference between the ring cycle at
+ * the quota and at the current rate (half of it within 50% of the quota);
+ * at most 99 ring fill times at the highest rate seen (ring_full_us), as
+ * QEMU. */
 uint64_t throttle_dirtylimit_step(uint64_t penalty_us, uint64_t quota_mb,
 				  uint64_t current_mb, uint64_t ring_full_us);
 

@@ -108,16 +108,25 @@ static void test_dirtylimit_step(void **state)
 	/* within 25 MB/s of the quota: unchanged */
 	assert_int_equal(throttle_dirtylimit_step(5000, 100, 120, full), 5000);
 	assert_int_equal(throttle_dirtylimit_step(5000, 100, 80, full), 5000);
-	/* 2000 vs 100: 95 % too fast -> + full x 95/5 */
+	/* 2000 vs 100: the cycle must grow from 8 ms to 160 ms */
 	assert_int_equal(throttle_dirtylimit_step(0, 100, 2000, full),
-			 8000 * 95 / 5);
-	/* 160 vs 100: 37 % off -> fixed step of a tenth of the fill time */
-	assert_int_equal(throttle_dirtylimit_step(1000, 100, 160, full), 1800);
-	assert_int_equal(throttle_dirtylimit_step(1000, 160, 100, full), 200);
-	/* 100 vs 300 (too slow by 66 %) -> - full x 66/34, floored at 0 */
-	assert_int_equal(throttle_dirtylimit_step(20000, 300, 100, full),
-			 20000 - (uint64_t)(8000.0 * 66 / 34));
+			 160000 - 8000);
+	/* 160 vs 100: 37 % off -> half the cycle difference (100 ms vs
+	 * 160 ms) */
+	assert_int_equal(throttle_dirtylimit_step(1000, 100, 160, full),
+			 1000 + (160000 - 100000) / 2);
+	assert_int_equal(throttle_dirtylimit_step(40000, 160, 100, full),
+			 40000 - (160000 - 100000) / 2);
+	/* 100 vs 300 (too slow by 66 %): the cycle must shrink from 160 ms
+	 * to 53.3 ms, floored at 0 */
+	assert_int_equal(throttle_dirtylimit_step(200000, 300, 100, full),
+			 200000 - (160000 - 53333));
 	assert_int_equal(throttle_dirtylimit_step(100, 300, 100, full), 0);
+	/* a fast writer already penalised: 92 vs a quota of 50 moves by half
+	 * of 320 ms - 173.9 ms, not by a tenth of the fill time at its peak */
+	assert_int_equal(throttle_dirtylimit_step(160000, 50, 92,
+						  throttle_ring_full_us(4800)),
+			 160000 + (320000 - 173913) / 2);
 	/* at most 99 fill times */
 	assert_int_equal(throttle_dirtylimit_step(790000, 1, 2000, full),
 			 8000 * 99);
