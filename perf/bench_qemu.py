@@ -10,7 +10,7 @@ transparent huge pages. Usage:
   perf/bench_qemu.py [--size 2G] [--pairs 4] [--channels 2]
                      [--transport tcp|unix] [--zero] [--prefault]
                      [--kinds migd,migd-thp-off,qemu]
-                     [--memory asis|warm|cold]
+                     [--memory asis|warm|cold] [--logs DIR]
 
 --memory sets the state of the machine's free memory before every run, so
 that runs can be compared on equal terms: `warm` first faults and frees
@@ -43,9 +43,12 @@ def cpu_seconds(pid):
     return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start(cmd, sock):
+def start(cmd, sock, log=None):
+    err = open(log, "ab") if log else subprocess.DEVNULL
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+                         stderr=err)
+    if log:
+        err.close()
     wait_for(lambda: os.path.exists(sock) or p.poll() is not None, what=sock)
     time.sleep(0.05)
     q = QMP(sock)
@@ -99,14 +102,20 @@ def one_run(kind, args, image, tmp):
     for s in (ssock, dsock):
         if os.path.exists(s):
             os.unlink(s)
-    src, qs = start(base + ram_args(args.size_bytes, image) + ["-S", "-qmp",
-                    "unix:%s,server=on,wait=off" % ssock], ssock)
+    log = (lambda side: os.path.join(args.logs, "%s-%s.log" % (kind, side))) \
+        if args.logs else (lambda side: None)
+    if args.logs and kind != "qemu":  # migd's own log, as -D
+        log_args = lambda side: ["-D", log(side)]  # noqa: E731
+    else:
+        log_args = lambda side: []  # noqa: E731
+    src, qs = start(base + log_args("src") + ram_args(args.size_bytes, image) + ["-S", "-qmp",
+                    "unix:%s,server=on,wait=off" % ssock], ssock, log("src"))
     dst_ram = ram_args(args.size_bytes, prefault=args.prefault)
     if kind.startswith("migd-thp-"):  # migd-thp-off / -on: x-thp=
         dst_ram[1] += ",x-thp=" + kind[len("migd-thp-"):]
-    dst, qd = start(base + dst_ram +
+    dst, qd = start(base + log_args("dst") + dst_ram +
                     ["-S", "-incoming", "defer", "-qmp",
-                     "unix:%s,server=on,wait=off" % dsock], dsock)
+                     "unix:%s,server=on,wait=off" % dsock], dsock, log("dst"))
     try:
         for q in (qs, qd):
             if args.channels:
@@ -162,6 +171,8 @@ def main():
     ap.add_argument("--transport", default="tcp", choices=("tcp", "unix"))
     ap.add_argument("--zero", action="store_true", help="zero RAM instead of random")
     ap.add_argument("--prefault", action="store_true", help="prealloc=on destinations")
+    ap.add_argument("--logs", help="append each process's log (migd: -D) or stderr "
+                    "to DIR/KIND-src|dst.log")
     ap.add_argument("--memory", default="asis", choices=("asis", "warm", "cold"),
                     help="state of free memory before each run")
     ap.add_argument("--kinds", default="migd,qemu",
