@@ -129,7 +129,7 @@ uint64_t throttle_dirtylimit_step(uint64_t penalty_us, uint64_t quota_mb,
 	delta = cycle_delta(current_mb, quota_mb);
 	/* Near the quota, half the step: a measurement over few cycles is
 	 * noisy, and halving converges without oscillating. */
-	if ((hi - lo) * 100 / hi <= THROTTLE_LINEAR_PCT)
+	if ((hi - lo) * 100 / hi <= THROTTLE_HALF_STEP_PCT)
 		delta /= 2;
 	if (slower)
 		penalty_us += delta;

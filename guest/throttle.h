@@ -42,7 +42,7 @@ unsigned throttle_next_pct(const struct throttle_params *p, unsigned now,
 #define THROTTLE_RING_PAGES 4096u
 #define THROTTLE_RING_MIB 16u
 #define THROTTLE_TOLERANCE_MB 25 /* |rate - quota| this close: done */
-#define THROTTLE_LINEAR_PCT 50	 /* error above this: whole step, else half */
+#define THROTTLE_HALF_STEP_PCT 50 /* error at most this: half a step */
 
 struct throttle_ring {
 	_Atomic uint64_t pages;	     /* entries ever pushed (vCPU writes) */

@@ -102,20 +102,19 @@ def one_run(kind, args, image, tmp):
     for s in (ssock, dsock):
         if os.path.exists(s):
             os.unlink(s)
-    log = (lambda side: os.path.join(args.logs, "%s-%s.log" % (kind, side))) \
-        if args.logs else (lambda side: None)
-    if args.logs and kind != "qemu":  # migd's own log, as -D
-        log_args = lambda side: ["-D", log(side)]  # noqa: E731
-    else:
-        log_args = lambda side: []  # noqa: E731
-    src, qs = start(base + log_args("src") + ram_args(args.size_bytes, image) + ["-S", "-qmp",
-                    "unix:%s,server=on,wait=off" % ssock], ssock, log("src"))
+    logs = {side: os.path.join(args.logs, "%s-%s.log" % (kind, side)) if args.logs else None
+            for side in ("src", "dst")}
+    # migd writes its log with -D; QEMU's stderr goes to the same file
+    log_args = {side: ["-D", path] if path and kind != "qemu" else []
+                for side, path in logs.items()}
+    src, qs = start(base + log_args["src"] + ram_args(args.size_bytes, image) + ["-S", "-qmp",
+                    "unix:%s,server=on,wait=off" % ssock], ssock, logs["src"])
     dst_ram = ram_args(args.size_bytes, prefault=args.prefault)
     if kind.startswith("migd-thp-"):  # migd-thp-off / -on: x-thp=
         dst_ram[1] += ",x-thp=" + kind[len("migd-thp-"):]
-    dst, qd = start(base + log_args("dst") + dst_ram +
+    dst, qd = start(base + log_args["dst"] + dst_ram +
                     ["-S", "-incoming", "defer", "-qmp",
-                     "unix:%s,server=on,wait=off" % dsock], dsock, log("dst"))
+                     "unix:%s,server=on,wait=off" % dsock], dsock, logs["dst"])
     try:
         for q in (qs, qd):
             if args.channels:
